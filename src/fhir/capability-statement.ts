@@ -1,0 +1,68 @@
+/**
+ * Builds the server's CapabilityStatement (FHIR R4 capabilitystatement.html) from the
+ * conformance/ base document and what the server really supports: the resource types of the
+ * official definitions, the search parameters it indexes, its profiles. It lists exactly what
+ * works and nothing else.
+ */
+import type { Resource } from './resource.js';
+import type { SearchParameterDefinition } from './search-parameter-registry.js';
+
+export interface CapabilityInputs {
+  base: Record<string, unknown> & {
+    firstClassTypes: string[];
+    systemInteractions: string[];
+    typeInteractions: string[];
+    typeOperations: { name: string; definition: string }[];
+  };
+  version: string;
+  baseUrl: string;
+  resourceTypes: string[];
+  searchParametersOf(type: string): SearchParameterDefinition[];
+  profilesOf(type: string): string[];
+  /** Modifier support, documented per parameter type. */
+  supportedModifiers: Record<string, readonly string[]>;
+}
+
+/** Search parameter types this server indexes and matches. */
+const SEARCHABLE_TYPES = new Set(['string', 'token', 'date', 'number', 'quantity', 'reference', 'uri']);
+
+export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
+  const { firstClassTypes, systemInteractions, typeInteractions, typeOperations, ...base } = inputs.base;
+  const ordered = [...firstClassTypes, ...inputs.resourceTypes.filter((t) => !firstClassTypes.includes(t)).sort()];
+  const resource = ordered.map((type) => {
+    const params = inputs.searchParametersOf(type).filter((p) => SEARCHABLE_TYPES.has(p.type) && (p.expression !== null || p.code.startsWith('_')));
+    const profiles = inputs.profilesOf(type);
+    return {
+      type,
+      profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+      ...(profiles.length > 0 ? { supportedProfile: profiles } : {}),
+      interaction: typeInteractions.map((code) => ({ code })),
+      versioning: 'versioned-update',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: true,
+      conditionalRead: 'not-supported',
+      conditionalUpdate: true,
+      conditionalDelete: 'single',
+      searchParam: params.map((p) => ({
+        name: p.code,
+        definition: p.url,
+        type: p.type,
+        documentation: `${p.description}${inputs.supportedModifiers[p.type]?.length ? ` Modifiers: ${inputs.supportedModifiers[p.type]!.map((m) => `:${m}`).join(' ')}.` : ''}`,
+      })),
+      operation: typeOperations,
+    };
+  });
+  return {
+    ...base,
+    date: new Date().toISOString(),
+    software: { ...(base.software as object), version: inputs.version },
+    implementation: { ...(base.implementation as object), url: inputs.baseUrl },
+    rest: [{
+      mode: 'server',
+      documentation: 'Search supports _count, _offset paging, _sort, _total and _summary=count; unknown parameters are reported in an OperationOutcome entry, or refused with 400 under Prefer: handling=strict.',
+      resource,
+      interaction: systemInteractions.map((code) => ({ code })),
+    }],
+  } as unknown as Resource;
+}

@@ -1,0 +1,233 @@
+/**
+ * Parses FHIR search URL parameters (FHIR R4 search.html) into a typed SearchQuery.
+ *
+ * Bad values (`birthdate=notadate`) are always a 400. Unknown parameters and unsupported
+ * modifiers are returned in `ignored` so the search Bundle can report them (search.html#errors:
+ * lenient handling by default), or raise a 400 under `Prefer: handling=strict`.
+ */
+import { FhirError } from './fhir-error.js';
+import type { SearchParamType } from './search-index-entry.js';
+import { decimalRange, foldSearchString, parseDateRange, parseReference } from './search-index-extraction.js';
+import type { SearchParameterDefinition, SearchParameterRegistry } from './search-parameter-registry.js';
+import type {
+  IgnoredSearchParameter, RangeSearchValue, SearchCriterion, SearchPrefix, SearchQuery, SearchSortKey,
+  SearchValue, TotalMode,
+} from './search-query.js';
+
+export interface SearchParseOptions {
+  defaultCount: number;
+  maxCount: number;
+  /** `Prefer: handling=strict` */
+  strict: boolean;
+  /** This server's FHIR base URL, to recognise absolute references to local resources. */
+  baseUrl?: string;
+}
+
+export interface ParsedSearch {
+  query: SearchQuery;
+  ignored: IgnoredSearchParameter[];
+}
+
+/** Result parameters handled by the http layer or by this parser itself, never as criteria. */
+const CONTROL_PARAMETERS = new Set(['_count', '_offset', '_sort', '_total', '_summary', '_format', '_pretty']);
+
+const PREFIXES: readonly SearchPrefix[] = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'];
+
+/** Modifiers this server implements, per parameter type (search.html#modifiers). */
+export const SUPPORTED_MODIFIERS: Partial<Record<SearchParamType, readonly string[]>> = {
+  string: ['exact', 'contains', 'missing'],
+  token: ['not', 'text', 'missing'],
+  reference: ['missing'],
+  date: ['missing'],
+  number: ['missing'],
+  quantity: ['missing'],
+  uri: ['below', 'missing'],
+};
+
+/** search.html#escaping: split on separators not preceded by a backslash, then unescape. */
+export function splitEscaped(text: string, separator: ',' | '|' | '$'): string[] {
+  const parts: string[] = [];
+  let current = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && i + 1 < text.length && ',|$\\'.includes(text[i + 1]!)) {
+      current += c + text[i + 1];
+      i++;
+    } else if (c === separator) {
+      parts.push(current);
+      current = '';
+    } else {
+      current += c;
+    }
+  }
+  parts.push(current);
+  return parts;
+}
+
+export function unescapeSearchValue(text: string): string {
+  return text.replace(/\\([,|$\\])/g, '$1');
+}
+
+function badValue(name: string, value: string, expected: string): FhirError {
+  // The value itself is not echoed: it may carry an identifier.
+  return FhirError.badRequest(`Invalid value for search parameter '${name}': expected ${expected}`, 'value');
+}
+
+function splitPrefix(text: string): { prefix: SearchPrefix; rest: string } {
+  const candidate = text.slice(0, 2) as SearchPrefix;
+  if (PREFIXES.includes(candidate) && /^[-+.\d]/.test(text.slice(2))) return { prefix: candidate, rest: text.slice(2) };
+  return { prefix: 'eq', rest: text };
+}
+
+function parseValue(name: string, param: SearchParameterDefinition, modifier: string | undefined,
+  raw: string, baseUrl: string | undefined): SearchValue {
+  switch (param.type) {
+    case 'token': {
+      if (modifier === 'text') return { kind: 'token', system: undefined, code: unescapeSearchValue(raw) };
+      const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
+      if (parts.length === 1) return { kind: 'token', system: undefined, code: parts[0]! };
+      if (parts.length === 2) {
+        const [system, code] = parts as [string, string];
+        if (system === '' && code === '') throw badValue(name, raw, 'a code, system|code, |code or system|');
+        return { kind: 'token', system: system === '' ? null : system, code: code === '' ? undefined : code };
+      }
+      throw badValue(name, raw, 'a code, system|code, |code or system|');
+    }
+    case 'string':
+      return { kind: 'string', folded: foldSearchString(unescapeSearchValue(raw)), raw: unescapeSearchValue(raw) };
+    case 'uri':
+      return { kind: 'uri', value: unescapeSearchValue(raw) };
+    case 'date': {
+      const { prefix, rest } = splitPrefix(raw);
+      const range = parseDateRange(rest);
+      if (!range) throw badValue(name, raw, 'a FHIR date, dateTime or instant, optionally prefixed (ge2020-01-01)');
+      return { kind: 'range', prefix, value: range.low, low: range.low, high: range.high };
+    }
+    case 'number': {
+      const { prefix, rest } = splitPrefix(raw);
+      const range = decimalRange(rest);
+      if (!range) throw badValue(name, raw, 'a decimal number, optionally prefixed (gt100)');
+      return { kind: 'range', prefix, ...range };
+    }
+    case 'quantity': {
+      const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
+      if (parts.length !== 1 && parts.length !== 3) throw badValue(name, raw, 'number, or number|system|code');
+      const { prefix, rest } = splitPrefix(parts[0]!);
+      const range = decimalRange(rest);
+      if (!range) throw badValue(name, raw, 'number, or number|system|code');
+      const value: RangeSearchValue = { kind: 'range', prefix, ...range };
+      if (parts.length === 3) {
+        value.system = parts[1] === '' ? undefined : parts[1];
+        value.code = parts[2] === '' ? undefined : parts[2];
+      }
+      return value;
+    }
+    case 'reference': {
+      const text = unescapeSearchValue(raw);
+      if (text === '') throw badValue(name, raw, 'a reference (Type/id, id or an absolute URL)');
+      const typeModifier = modifier !== undefined && modifier !== 'missing' ? modifier : undefined;
+      if (!text.includes('/')) return { kind: 'reference', targetType: typeModifier, targetId: text, url: undefined };
+      const parsed = parseReference(text, baseUrl);
+      if (parsed.targetType !== null && parsed.targetId !== null) {
+        return { kind: 'reference', targetType: parsed.targetType, targetId: parsed.targetId, url: undefined };
+      }
+      return { kind: 'reference', targetType: undefined, targetId: undefined, url: text };
+    }
+    default:
+      throw FhirError.notSupported(`Search parameter '${name}' of type ${param.type} is not supported`);
+  }
+}
+
+function parseCount(text: string, options: SearchParseOptions): number {
+  if (!/^\d+$/.test(text)) throw badValue('_count', text, 'a non-negative integer');
+  return Math.min(Number(text), options.maxCount);
+}
+
+function parseSort(resourceType: string | null, text: string, registry: SearchParameterRegistry,
+  ignored: IgnoredSearchParameter[]): SearchSortKey[] {
+  const keys: SearchSortKey[] = [];
+  for (const item of text.split(',')) {
+    const descending = item.startsWith('-');
+    const code = descending ? item.slice(1) : item;
+    const param = registry.get(resourceType ?? 'Resource', code);
+    if (!param || param.type === 'composite' || param.type === 'special') {
+      ignored.push({ name: '_sort', reason: `Cannot sort by '${code}': not a sortable search parameter` });
+      continue;
+    }
+    keys.push({ param, descending });
+  }
+  return keys;
+}
+
+/**
+ * @param entries the query's name/value pairs in order, repeated names kept (AND).
+ */
+export function parseSearchQuery(resourceType: string | null, entries: Iterable<[string, string]>,
+  registry: SearchParameterRegistry, options: SearchParseOptions): ParsedSearch {
+  const ignored: IgnoredSearchParameter[] = [];
+  const criteria: SearchCriterion[] = [];
+  const query: SearchQuery = {
+    resourceType, criteria, sort: [], count: options.defaultCount, offset: 0, total: 'none', countOnly: false,
+  };
+  for (const [name, rawValue] of entries) {
+    if (CONTROL_PARAMETERS.has(name)) {
+      applyControlParameter(query, name, rawValue, registry, options, ignored);
+      continue;
+    }
+    const colon = name.indexOf(':');
+    const code = colon === -1 ? name : name.slice(0, colon);
+    const modifier = colon === -1 ? undefined : name.slice(colon + 1);
+    const param = registry.get(resourceType ?? 'Resource', code);
+    if (!param) {
+      ignored.push({ name, reason: `Unknown search parameter '${code}' for ${resourceType ?? 'system-level search'}` });
+      continue;
+    }
+    if (modifier !== undefined && !isSupportedModifier(param, modifier)) {
+      ignored.push({ name, reason: `Modifier ':${modifier}' is not supported for parameter '${code}' (${param.type})` });
+      continue;
+    }
+    if (modifier === 'missing') {
+      if (rawValue !== 'true' && rawValue !== 'false') throw badValue(name, rawValue, 'true or false');
+      criteria.push({ param, modifier, values: [], missing: rawValue === 'true' });
+      continue;
+    }
+    const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl));
+    criteria.push({ param, modifier, values });
+  }
+  if (options.strict && ignored.length > 0) {
+    throw new FhirError(400, ignored.map((i) => ({ severity: 'error', code: 'not-supported', diagnostics: i.reason })));
+  }
+  return { query, ignored };
+}
+
+function isSupportedModifier(param: SearchParameterDefinition, modifier: string): boolean {
+  if (param.type === 'reference' && param.targets.includes(modifier)) return true; // :[type]
+  if (param.code === '_id') return modifier === 'not' || modifier === 'missing';
+  return SUPPORTED_MODIFIERS[param.type]?.includes(modifier) ?? false;
+}
+
+function applyControlParameter(query: SearchQuery, name: string, value: string, registry: SearchParameterRegistry,
+  options: SearchParseOptions, ignored: IgnoredSearchParameter[]): void {
+  switch (name) {
+    case '_count':
+      query.count = parseCount(value, options);
+      break;
+    case '_offset':
+      if (!/^\d+$/.test(value)) throw badValue('_offset', value, 'a non-negative integer');
+      query.offset = Number(value);
+      break;
+    case '_sort':
+      query.sort = parseSort(query.resourceType, value, registry, ignored);
+      break;
+    case '_total':
+      if (!['none', 'estimate', 'accurate'].includes(value)) throw badValue('_total', value, 'none, estimate or accurate');
+      query.total = value as TotalMode;
+      break;
+    case '_summary':
+      if (value === 'count') query.countOnly = true;
+      else if (value !== 'false') ignored.push({ name, reason: `_summary=${value} is not supported; full resources returned` });
+      break;
+    default:
+      break; // _format and _pretty are handled by the http layer
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The parsed, typed form of a FHIR search (FHIR R4 search.html). fhir/search-query-parser.ts
+ * builds it from URL parameters; store adapters translate it into their query language.
+ * Nothing here knows about SQL.
+ */
+import type { SearchParameterDefinition } from './search-parameter-registry.js';
+
+/** search.html#prefix */
+export type SearchPrefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
+
+export interface TokenSearchValue {
+  kind: 'token';
+  /** undefined: any system; null: `|code`, no system; string: `system|code` or `system|`. */
+  system: string | null | undefined;
+  /** undefined: `system|` (any code in the system). */
+  code: string | undefined;
+}
+
+export interface StringSearchValue { kind: 'string'; folded: string; raw: string }
+
+/** Date, number and quantity values carry their implicit range [low, high). */
+export interface RangeSearchValue {
+  kind: 'range';
+  prefix: SearchPrefix;
+  value: number;
+  low: number;
+  high: number;
+  /** quantity only: `number|system|code`; undefined means any. */
+  system?: string | null;
+  code?: string;
+}
+
+export interface ReferenceSearchValue {
+  kind: 'reference';
+  targetType: string | undefined;
+  targetId: string | undefined;
+  /** An absolute or canonical URL to compare with the reference as written. */
+  url: string | undefined;
+}
+
+export interface UriSearchValue { kind: 'uri'; value: string }
+
+export type SearchValue =
+  | TokenSearchValue | StringSearchValue | RangeSearchValue | ReferenceSearchValue | UriSearchValue;
+
+/** One `name[:modifier]=v1,v2` pair: its values are ORed; criteria of a query are ANDed. */
+export interface SearchCriterion {
+  param: SearchParameterDefinition;
+  modifier: string | undefined;
+  values: SearchValue[];
+  /** `:missing=true|false` */
+  missing?: boolean;
+}
+
+export interface SearchSortKey {
+  param: SearchParameterDefinition;
+  descending: boolean;
+}
+
+export type TotalMode = 'none' | 'estimate' | 'accurate';
+
+export interface SearchQuery {
+  /** null for a system-level search across all types. */
+  resourceType: string | null;
+  criteria: SearchCriterion[];
+  sort: SearchSortKey[];
+  count: number;
+  offset: number;
+  total: TotalMode;
+  /** `_summary=count`: only the total, no entries. */
+  countOnly: boolean;
+}
+
+/** Parameters the parser did not use, reported in the search Bundle's OperationOutcome. */
+export interface IgnoredSearchParameter {
+  name: string;
+  reason: string;
+}

@@ -1,0 +1,72 @@
+/**
+ * Response helpers shared by the handlers: ETag / Last-Modified / Location headers
+ * (FHIR R4 http.html#versioning) and the Prefer header (http.html#prefer).
+ */
+import type { Context } from 'koa';
+import { operationOutcome, successOutcome, type OperationOutcome } from '../fhir/fhir-error.js';
+import { versionLocation, weakETag } from '../fhir/bundle-builders.js';
+import type { StoredVersion } from '../store/store.js';
+import type { WriteResult } from '../services/resource-service.js';
+import { FHIR_JSON } from './middleware/content-negotiation.js';
+
+export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
+
+/** Parses `Prefer: return=…, handling=…` (RFC 7240 as used by FHIR R4 http.html#prefer). */
+export function preferences(ctx: Context): { return: ReturnPreference; strict: boolean } {
+  const header = ctx.get('Prefer');
+  let ret: ReturnPreference = 'representation';
+  let strict = false;
+  for (const part of header.split(/[,;]/)) {
+    const [key, value] = part.trim().split('=').map((s) => s?.trim());
+    if (key === 'return' && (value === 'minimal' || value === 'representation' || value === 'OperationOutcome')) ret = value;
+    if (key === 'handling' && value === 'strict') strict = true;
+  }
+  return { return: ret, strict };
+}
+
+/** The FHIR base URL as clients address it (config PUBLIC_BASE_URL, else the request's origin). */
+export function fhirBaseUrl(ctx: Context): string {
+  return (ctx.state.publicBaseUrl as string | undefined) ?? `${ctx.origin}/fhir`;
+}
+
+export function setVersionHeaders(ctx: Context, version: StoredVersion): void {
+  ctx.set('ETag', weakETag(version.versionId));
+  ctx.set('Last-Modified', new Date(version.lastUpdated).toUTCString());
+}
+
+export function sendJson(ctx: Context, status: number, body: string | object): void {
+  ctx.status = status;
+  ctx.type = FHIR_JSON;
+  ctx.body = typeof body === 'string' ? body : JSON.stringify(body);
+}
+
+/** A read: the stored JSON bytes as they are, no re-serialization. */
+export function sendVersion(ctx: Context, version: StoredVersion): void {
+  setVersionHeaders(ctx, version);
+  sendJson(ctx, 200, version.json!);
+}
+
+/** A write's response, shaped by `Prefer: return=`. */
+export function sendWriteResult(ctx: Context, result: WriteResult, message: string): void {
+  const { version } = result;
+  if (result.status === 204 || !version) {
+    ctx.status = 204;
+    ctx.body = null;
+    return;
+  }
+  setVersionHeaders(ctx, version);
+  if (result.status === 201) ctx.set('Location', versionLocation(fhirBaseUrl(ctx), version));
+  const preference = preferences(ctx).return;
+  if (preference === 'minimal') {
+    ctx.status = result.status;
+    ctx.body = null;
+  } else if (preference === 'OperationOutcome') {
+    sendJson(ctx, result.status, successOutcome(message));
+  } else {
+    sendJson(ctx, result.status, version.json!);
+  }
+}
+
+export function sendOutcome(ctx: Context, status: number, outcome: OperationOutcome | ReturnType<typeof operationOutcome>): void {
+  sendJson(ctx, status, outcome);
+}

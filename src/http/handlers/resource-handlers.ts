@@ -1,0 +1,166 @@
+/**
+ * One handler per FHIR interaction on resources (FHIR R4 http.html). Handlers translate HTTP
+ * into service calls and service results into HTTP; no SQL, no business rules.
+ */
+import type { Context } from 'koa';
+import { FhirError, operationOutcome } from '../../fhir/fhir-error.js';
+import { historyBundle, pagingLinks, searchsetBundle } from '../../fhir/bundle-builders.js';
+import type { ResourceService } from '../../services/resource-service.js';
+import {
+  fhirBaseUrl, preferences, sendJson, sendVersion, sendWriteResult,
+} from '../fhir-response.js';
+import { readFormBody, readJsonPatchBody, readResourceBody, type BodyLimits } from '../request-body.js';
+
+/** The raw query string after `?`, for conditional operations. */
+function conditionalQuery(ctx: Context): string {
+  const params = new URLSearchParams(ctx.querystring);
+  params.delete('_format');
+  params.delete('_pretty');
+  return params.toString();
+}
+
+function queryEntries(ctx: Context): [string, string][] {
+  return [...new URLSearchParams(ctx.querystring)].filter(([name]) => name !== '_format' && name !== '_pretty');
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function resourceHandlers(service: ResourceService, limits: BodyLimits) {
+  const typeOf = (ctx: Context): string => {
+    const type = ctx.params.type as string;
+    service.assertKnownType(type);
+    return type;
+  };
+
+  async function runSearch(ctx: Context, resourceType: string | null, entries: [string, string][]): Promise<void> {
+    const baseUrl = fhirBaseUrl(ctx);
+    const parsed = service.parseSearch(resourceType, entries, { strict: preferences(ctx).strict, baseUrl });
+    const page = await service.search(parsed);
+    const selfBase = resourceType ? `${baseUrl}/${resourceType}` : baseUrl;
+    const { count, offset } = parsed.query;
+    const links = pagingLinks(selfBase, entries, offset, parsed.query.countOnly ? 0 : count, page.versions.length, page.total);
+    sendJson(ctx, 200, searchsetBundle(baseUrl, page.versions, page.total, links, parsed.ignored));
+  }
+
+  async function runHistory(ctx: Context, resourceType?: string, id?: string): Promise<void> {
+    const baseUrl = fhirBaseUrl(ctx);
+    const page = await service.history({
+      ...(resourceType !== undefined ? { resourceType } : {}),
+      ...(id !== undefined ? { id } : {}),
+      ...(ctx.query._since !== undefined ? { since: single(ctx.query._since)! } : {}),
+      ...(ctx.query._count !== undefined ? { count: single(ctx.query._count)! } : {}),
+      ...(ctx.query._offset !== undefined ? { offset: single(ctx.query._offset)! } : {}),
+    });
+    const path = [resourceType, id, '_history'].filter((p) => p !== undefined).join('/');
+    const links = pagingLinks(`${baseUrl}/${path}`, queryEntries(ctx), page.offset, page.count, page.versions.length, page.total);
+    sendJson(ctx, 200, historyBundle(baseUrl, page.versions, page.total, links));
+  }
+
+  return {
+    async read(ctx: Context): Promise<void> {
+      sendVersion(ctx, await service.read(typeOf(ctx), ctx.params.id!));
+    },
+
+    async vread(ctx: Context): Promise<void> {
+      sendVersion(ctx, await service.vread(typeOf(ctx), ctx.params.id!, ctx.params.vid!));
+    },
+
+    async create(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      const body = await readResourceBody(ctx, limits);
+      const ifNoneExist = ctx.get('If-None-Exist') || undefined;
+      const result = await service.create(type, body, ifNoneExist);
+      sendWriteResult(ctx, result, result.matchedExisting ? 'A matching resource exists; nothing created' : 'Created');
+    },
+
+    async update(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      const body = await readResourceBody(ctx, limits);
+      const result = await service.update(type, ctx.params.id!, body, ctx.get('If-Match') || undefined);
+      sendWriteResult(ctx, result, result.status === 201 ? 'Created' : 'Updated');
+    },
+
+    async conditionalUpdate(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      const body = await readResourceBody(ctx, limits);
+      const result = await service.conditionalUpdate(type, conditionalQuery(ctx), body);
+      sendWriteResult(ctx, result, result.status === 201 ? 'Created' : 'Updated');
+    },
+
+    async patch(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      const operations = await readJsonPatchBody(ctx, limits);
+      const result = await service.patch(type, ctx.params.id!, operations, ctx.get('If-Match') || undefined);
+      sendWriteResult(ctx, result, 'Patched');
+    },
+
+    async conditionalPatch(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      const operations = await readJsonPatchBody(ctx, limits);
+      sendWriteResult(ctx, await service.conditionalPatch(type, conditionalQuery(ctx), operations), 'Patched');
+    },
+
+    async delete(ctx: Context): Promise<void> {
+      sendWriteResult(ctx, await service.delete(typeOf(ctx), ctx.params.id!), 'Deleted');
+    },
+
+    async conditionalDelete(ctx: Context): Promise<void> {
+      sendWriteResult(ctx, await service.conditionalDelete(typeOf(ctx), conditionalQuery(ctx)), 'Deleted');
+    },
+
+    async search(ctx: Context): Promise<void> {
+      await runSearch(ctx, typeOf(ctx), queryEntries(ctx));
+    },
+
+    /** http.html#search: POST Type/_search with a form body; URL and body parameters combine. */
+    async searchPost(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      await runSearch(ctx, type, [...queryEntries(ctx), ...(await readFormBody(ctx, limits))]);
+    },
+
+    async systemSearch(ctx: Context): Promise<void> {
+      await runSearch(ctx, null, queryEntries(ctx));
+    },
+
+    async systemSearchPost(ctx: Context): Promise<void> {
+      await runSearch(ctx, null, [...queryEntries(ctx), ...(await readFormBody(ctx, limits))]);
+    },
+
+    async instanceHistory(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      service.assertValidId(ctx.params.id!);
+      await runHistory(ctx, type, ctx.params.id!);
+    },
+
+    async typeHistory(ctx: Context): Promise<void> {
+      await runHistory(ctx, typeOf(ctx));
+    },
+
+    async systemHistory(ctx: Context): Promise<void> {
+      await runHistory(ctx);
+    },
+
+    /**
+     * `$validate` (R4 resource-operation-validate): the body is the resource, or a Parameters
+     * with a `resource` parameter; the answer is always 200 with an OperationOutcome.
+     */
+    async validate(ctx: Context): Promise<void> {
+      const type = typeOf(ctx);
+      let body = await readResourceBody(ctx, limits);
+      if (body.resourceType === 'Parameters' && type !== 'Parameters') {
+        const parameter = (body.parameter as { name?: string; resource?: unknown }[] | undefined)
+          ?.find((p) => p.name === 'resource');
+        if (!parameter?.resource) throw FhirError.badRequest('Parameters for $validate need a "resource" parameter');
+        body = parameter.resource as typeof body;
+      }
+      if (ctx.params.id !== undefined && body.id !== undefined && body.id !== ctx.params.id) {
+        throw FhirError.badRequest('Resource id does not match the id in the URL');
+      }
+      const issues = service.validateOnly(type, body);
+      sendJson(ctx, 200, operationOutcome(issues.length > 0 ? issues
+        : [{ severity: 'information', code: 'informational', diagnostics: 'Validation successful: no issues found' }]));
+    },
+  };
+}

@@ -1,0 +1,20 @@
+/**
+ * One pino line per request: method, path (no query string: search values can carry
+ * identifiers), status and duration. Bodies are never logged.
+ */
+import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
+
+export function requestLogger(logger: Logger) {
+  return async function logRequest(ctx: Context, next: Next): Promise<void> {
+    const start = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
+      const line = { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(durationMs * 1000) / 1000 };
+      if (ctx.state.error) logger.error({ ...line, err: ctx.state.error }, 'request failed');
+      else logger.info(line, 'request');
+    }
+  };
+}

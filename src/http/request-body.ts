@@ -1,0 +1,107 @@
+/**
+ * Reads and parses request bodies: size limit (413), media type (415), JSON syntax (400) and
+ * nesting depth (400) are all checked before anything reaches the service layer.
+ */
+import type { Context } from 'koa';
+import { FhirError } from '../fhir/fhir-error.js';
+import { isResourceObject, type Resource } from '../fhir/resource.js';
+
+export interface BodyLimits {
+  maxBodyBytes: number;
+  maxJsonDepth: number;
+}
+
+const JSON_MEDIA_TYPES = new Set(['application/fhir+json', 'application/json', 'application/json+fhir']);
+
+function mediaType(ctx: Context): string {
+  return ctx.get('Content-Type').split(';')[0]!.trim().toLowerCase();
+}
+
+/** Reads the raw body, refusing more than `maxBytes` (413) without buffering the excess. */
+export async function readRawBody(ctx: Context, maxBytes: number): Promise<string> {
+  const declared = Number(ctx.get('Content-Length') || 0);
+  const tooLarge = () => new FhirError(413, { severity: 'error', code: 'too-long', diagnostics: `Request body exceeds ${maxBytes} bytes` });
+  if (declared > maxBytes) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      ctx.req.resume();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Nesting depth of a JSON text, scanned before parsing: a deeply nested document must be
+ * refused before anything recursive walks it.
+ */
+export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) {
+      inString = true;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 125 || c === 93) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+export function parseJsonText(text: string, limits: BodyLimits): unknown {
+  if (text.trim() === '') throw FhirError.badRequest('The request body is empty', 'structure');
+  if (jsonDepthExceeds(text, limits.maxJsonDepth)) {
+    throw FhirError.badRequest(`JSON nesting deeper than ${limits.maxJsonDepth} levels`, 'structure');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    // The parser's message names a position, not content, so it is safe to return.
+    throw FhirError.badRequest(`Malformed JSON: ${(error as Error).message}`, 'structure');
+  }
+}
+
+/** A FHIR JSON resource body (POST/PUT). */
+export async function readResourceBody(ctx: Context, limits: BodyLimits): Promise<Resource> {
+  const type = mediaType(ctx);
+  if (!JSON_MEDIA_TYPES.has(type)) {
+    throw new FhirError(415, { severity: 'error', code: 'not-supported', diagnostics: 'Send application/fhir+json or application/json' });
+  }
+  const value = parseJsonText(await readRawBody(ctx, limits.maxBodyBytes), limits);
+  if (!isResourceObject(value)) {
+    throw FhirError.badRequest('The body must be a JSON object with a resourceType', 'structure');
+  }
+  return value;
+}
+
+/** A JSON Patch body (RFC 6902, application/json-patch+json). */
+export async function readJsonPatchBody(ctx: Context, limits: BodyLimits): Promise<unknown> {
+  const type = mediaType(ctx);
+  if (type !== 'application/json-patch+json') {
+    throw new FhirError(415, {
+      severity: 'error', code: 'not-supported', diagnostics: 'PATCH accepts application/json-patch+json (JSON Patch) only',
+    });
+  }
+  return parseJsonText(await readRawBody(ctx, limits.maxBodyBytes), limits);
+}
+
+/** `POST Type/_search` bodies: application/x-www-form-urlencoded (FHIR R4 http.html#search). */
+export async function readFormBody(ctx: Context, limits: BodyLimits): Promise<[string, string][]> {
+  const type = mediaType(ctx);
+  const text = await readRawBody(ctx, limits.maxBodyBytes);
+  if (text === '') return [];
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw new FhirError(415, { severity: 'error', code: 'not-supported', diagnostics: 'POST _search takes application/x-www-form-urlencoded' });
+  }
+  return [...new URLSearchParams(text)];
+}

@@ -1,0 +1,367 @@
+/**
+ * The service layer: every FHIR interaction on resources, and THE write path (DESIGN.md "The
+ * spine"). Every write, from REST or a bundle entry, goes through `commitVersion`, after
+ * `prepareResource` has validated it and extracted its index entries.
+ */
+import { randomUUID } from 'node:crypto';
+import fastJsonPatch from 'fast-json-patch';
+import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
+import { isValidResourceId, type Resource } from '../fhir/resource.js';
+import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
+import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
+import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
+import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';
+import type { ResourceValidator } from '../fhir/validator.js';
+import type { HistoryPage, Store, StoredVersion, StoreReader, StoreTransaction } from '../store/store.js';
+
+export interface ResourceServiceOptions {
+  defaultPageSize: number;
+  maxPageSize: number;
+}
+
+/** The result of a write interaction, for the http layer and for bundle entry responses. */
+export interface WriteResult {
+  /** 200 updated or matched, 201 created, 204 deleted. */
+  status: 200 | 201 | 204;
+  /** The version written, or the existing one a conditional create matched. */
+  version: StoredVersion | undefined;
+  /** True when a conditional create found its match and wrote nothing. */
+  matchedExisting?: boolean;
+}
+
+/** A resource that passed validation, with its index entries, ready to commit. */
+export interface PreparedResource {
+  resource: Resource;
+  indexEntries: SearchIndexEntry[];
+}
+
+export interface SearchOptions {
+  strict: boolean;
+  baseUrl: string;
+}
+
+/** `W/"3"` or `"3"` → 3 (FHIR R4 http.html#versioning). */
+export function parseETagVersion(etag: string): number {
+  const match = /^(?:W\/)?"(\d+)"$/.exec(etag.trim());
+  if (!match) throw FhirError.badRequest('If-Match must be a version ETag such as W/"3"');
+  return Number(match[1]);
+}
+
+export class ResourceService {
+  constructor(
+    private readonly store: Store,
+    private readonly validator: ResourceValidator,
+    private readonly registry: SearchParameterRegistry,
+    private readonly extractor: SearchIndexExtractor,
+    private readonly options: ResourceServiceOptions,
+  ) {}
+
+  /** The store, for services that compose several interactions in one transaction (bundles). */
+  get storeForTransactions(): Store {
+    return this.store;
+  }
+
+  assertKnownType(resourceType: string): void {
+    if (!this.validator.isKnownResourceType(resourceType)) {
+      throw FhirError.notFound(`Unknown resource type '${resourceType}'`);
+    }
+  }
+
+  // ---------------------------------------------------------------- the write path
+
+  /**
+   * Step 1 of the write path: structure, invariants and profiles (fhir/validator.ts), then
+   * index extraction. Throws 422 with every problem found; nothing is stored.
+   */
+  prepareResource(resource: Resource): PreparedResource {
+    const issues = this.validator.validate(resource);
+    const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
+    if (errors.length > 0) throw FhirError.unprocessable(issues);
+    return { resource, indexEntries: this.extractor.extract(resource) };
+  }
+
+  /**
+   * Step 2: the new version in the store, inside the caller's transaction. The server owns
+   * meta.versionId and meta.lastUpdated (FHIR R4 resource.html#Meta); other meta is kept.
+   */
+  async commitVersion(tx: StoreTransaction, resourceType: string, id: string,
+    prepared: PreparedResource | null, previous: StoredVersion | undefined): Promise<StoredVersion> {
+    const versionId = (previous?.versionId ?? 0) + 1;
+    const lastUpdated = new Date().toISOString();
+    let json: string | null = null;
+    if (prepared) {
+      const { resourceType: _t, id: _i, meta, ...content } = prepared.resource;
+      const stored: Resource = {
+        resourceType, id, meta: { ...(meta ?? {}), versionId: String(versionId), lastUpdated }, ...content,
+      };
+      json = JSON.stringify(stored);
+    }
+    await tx.writeVersion({
+      resourceType, id, versionId, lastUpdated, json, indexEntries: prepared ? prepared.indexEntries : [],
+    });
+    return { resourceType, id, versionId, lastUpdated, deleted: prepared === null, json };
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** FHIR R4 http.html#create, with If-None-Exist (http.html#ccreate). */
+  async create(resourceType: string, body: Resource, ifNoneExist: string | undefined,
+    tx?: StoreTransaction): Promise<WriteResult> {
+    this.assertBodyType(resourceType, body);
+    // http.html#create: a client-supplied id is ignored on create; the server assigns one.
+    const { id: _ignored, ...withoutId } = body;
+    const prepared = this.prepareResource(withoutId as Resource);
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      if (ifNoneExist !== undefined) {
+        const matches = await this.conditionalMatches(t, resourceType, ifNoneExist, 2);
+        // http.html#ccreate: one match → 200 and nothing created; several → 412.
+        if (matches.length === 1) return { status: 200, version: matches[0], matchedExisting: true };
+        if (matches.length > 1) throw this.multipleMatches('conditional create');
+      }
+      const version = await this.commitVersion(t, resourceType, randomUUID(), prepared, undefined);
+      return { status: 201, version };
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /** FHIR R4 http.html#update, including update-as-create (upsert) and If-Match. */
+  async update(resourceType: string, id: string, body: Resource, ifMatch: string | undefined,
+    tx?: StoreTransaction): Promise<WriteResult> {
+    this.assertBodyType(resourceType, body);
+    this.assertValidId(id);
+    // http.html#update: the body's id SHALL equal the URL's id, else 400.
+    if (body.id === undefined) throw FhirError.badRequest('The resource in an update must carry an id', 'required', [`${resourceType}.id`]);
+    if (body.id !== id) throw FhirError.badRequest(`Resource id does not match the id in the URL`, 'invalid', [`${resourceType}.id`]);
+    const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
+    const prepared = this.prepareResource(body);
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      const current = await t.readCurrent(resourceType, id);
+      this.checkIfMatch(expectedVersion, current);
+      const version = await this.commitVersion(t, resourceType, id, prepared, current);
+      return { status: current && !current.deleted ? 200 : 201, version };
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /** FHIR R4 http.html#cond-update: `PUT Type?query`. */
+  async conditionalUpdate(resourceType: string, query: string, body: Resource,
+    tx?: StoreTransaction): Promise<WriteResult> {
+    this.assertBodyType(resourceType, body);
+    if (body.id !== undefined) this.assertValidId(body.id);
+    const prepared = this.prepareResource(body);
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      const matches = await this.conditionalMatches(t, resourceType, query, 2);
+      if (matches.length > 1) throw this.multipleMatches('conditional update');
+      if (matches.length === 1) {
+        const match = matches[0]!;
+        // http.html#cond-update: one match but the body names another id → 400.
+        if (body.id !== undefined && body.id !== match.id) {
+          throw FhirError.badRequest('The resource id does not match the resource found by the conditional update');
+        }
+        const version = await this.commitVersion(t, resourceType, match.id, prepared, match);
+        return { status: 200, version };
+      }
+      // No match: create, with the body's id when it has one (update-as-create).
+      const id = body.id ?? randomUUID();
+      const current = body.id !== undefined ? await t.readCurrent(resourceType, id) : undefined;
+      if (current && !current.deleted) {
+        throw FhirError.preconditionFailed('A resource with this id exists but does not match the conditional update criteria');
+      }
+      const version = await this.commitVersion(t, resourceType, id, prepared, current);
+      return { status: 201, version };
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /** FHIR R4 http.html#patch with JSON Patch (RFC 6902). */
+  async patch(resourceType: string, id: string, operations: unknown, ifMatch: string | undefined,
+    tx?: StoreTransaction): Promise<WriteResult> {
+    this.assertValidId(id);
+    const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      const current = await this.readExisting(t, resourceType, id);
+      this.checkIfMatch(expectedVersion, current);
+      return this.applyPatch(t, current, operations);
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /** `PATCH Type?query`: exactly one match is patched (http.html#patch, conditional). */
+  async conditionalPatch(resourceType: string, query: string, operations: unknown,
+    tx?: StoreTransaction): Promise<WriteResult> {
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      const matches = await this.conditionalMatches(t, resourceType, query, 2);
+      if (matches.length === 0) throw FhirError.notFound('No resource matches the conditional patch criteria');
+      if (matches.length > 1) throw this.multipleMatches('conditional patch');
+      return this.applyPatch(t, matches[0]!, operations);
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  private async applyPatch(t: StoreTransaction, current: StoredVersion, operations: unknown): Promise<WriteResult> {
+    if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
+    const original = JSON.parse(current.json!) as Resource;
+    let patched: Resource;
+    try {
+      patched = fastJsonPatch.applyPatch(original, operations as fastJsonPatch.Operation[], true, false).newDocument;
+    } catch (error) {
+      const name = (error as { name?: string }).name ?? 'error';
+      const index = (error as { index?: number }).index;
+      throw FhirError.badRequest(`JSON Patch could not be applied (${name}${index === undefined ? '' : ` at operation ${index}`})`);
+    }
+    if (patched.resourceType !== current.resourceType || patched.id !== current.id) {
+      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id' }]);
+    }
+    const prepared = this.prepareResource(patched);
+    const version = await this.commitVersion(t, current.resourceType, current.id, prepared, current);
+    return { status: 200, version };
+  }
+
+  /**
+   * FHIR R4 http.html#delete. Deletes are versions too (history shows them). Deleting a
+   * resource that is already deleted, or never existed, succeeds and writes nothing.
+   */
+  async delete(resourceType: string, id: string, tx?: StoreTransaction): Promise<WriteResult> {
+    this.assertValidId(id);
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      const current = await t.readCurrent(resourceType, id);
+      if (!current || current.deleted) return { status: 204, version: current };
+      const version = await this.commitVersion(t, resourceType, id, null, current);
+      return { status: 204, version };
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /** http.html#cdelete: no match → success, one → delete, several → 412. */
+  async conditionalDelete(resourceType: string, query: string, tx?: StoreTransaction): Promise<WriteResult> {
+    const work = async (t: StoreTransaction): Promise<WriteResult> => {
+      const matches = await this.conditionalMatches(t, resourceType, query, 2);
+      if (matches.length > 1) throw this.multipleMatches('conditional delete');
+      if (matches.length === 0) return { status: 204, version: undefined };
+      const version = await this.commitVersion(t, resourceType, matches[0]!.id, null, matches[0]);
+      return { status: 204, version };
+    };
+    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /** `$validate` (FHIR R4 resource-operation-validate): the issues, no storage. */
+  validateOnly(resourceType: string, body: Resource): OutcomeIssue[] {
+    this.assertBodyType(resourceType, body);
+    return this.validator.validate(body);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** http.html#read: unknown → 404, deleted → 410. */
+  async read(resourceType: string, id: string, reader: StoreReader = this.store): Promise<StoredVersion> {
+    this.assertValidId(id);
+    return this.readExisting(reader, resourceType, id);
+  }
+
+  /** http.html#vread: a deleted version → 410. */
+  async vread(resourceType: string, id: string, versionId: string, reader: StoreReader = this.store): Promise<StoredVersion> {
+    this.assertValidId(id);
+    if (!/^\d{1,15}$/.test(versionId)) throw FhirError.notFound(`Version '${versionId}' does not exist`);
+    const version = await reader.readVersion(resourceType, id, Number(versionId));
+    if (!version) throw FhirError.notFound(`${resourceType}/${id}/_history/${versionId} does not exist`);
+    if (version.deleted) throw FhirError.gone(`${resourceType}/${id}/_history/${versionId} is a deletion`);
+    return version;
+  }
+
+  parseSearch(resourceType: string | null, entries: Iterable<[string, string]>, options: SearchOptions): ParsedSearch {
+    return parseSearchQuery(resourceType, entries, this.registry, {
+      defaultCount: this.options.defaultPageSize,
+      maxCount: this.options.maxPageSize,
+      strict: options.strict,
+      baseUrl: options.baseUrl,
+    });
+  }
+
+  async search(parsed: ParsedSearch, reader: StoreReader = this.store) {
+    return reader.search(parsed.query);
+  }
+
+  /** http.html#history at instance, type or system level; newest first. */
+  async history(params: { resourceType?: string; id?: string; since?: string; count?: string; offset?: string },
+    reader: StoreReader = this.store): Promise<HistoryPage & { count: number; offset: number }> {
+    if (params.id !== undefined) this.assertValidId(params.id);
+    let since: number | undefined;
+    if (params.since !== undefined) {
+      // http.html#history: _since is an instant.
+      since = Date.parse(params.since);
+      if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(params.since) || Number.isNaN(since)) {
+        throw FhirError.badRequest('_since must be an instant, e.g. 2024-01-01T00:00:00Z', 'value');
+      }
+    }
+    const count = this.pageSize(params.count);
+    const offset = params.offset === undefined ? 0 : this.nonNegativeInt('_offset', params.offset);
+    const page = await reader.history({
+      ...(params.resourceType !== undefined ? { resourceType: params.resourceType } : {}),
+      ...(params.id !== undefined ? { id: params.id } : {}),
+      ...(since !== undefined ? { since } : {}),
+      count, offset,
+    });
+    if (params.id !== undefined && page.total === 0) {
+      throw FhirError.notFound(`${params.resourceType}/${params.id} does not exist`);
+    }
+    return { ...page, count, offset };
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** Resolves a conditional operation's query inside the transaction (strict: unknown parameters are errors). */
+  async conditionalMatches(t: StoreReader, resourceType: string, query: string, limit: number): Promise<StoredVersion[]> {
+    const entries = [...new URLSearchParams(query)];
+    if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
+    const parsed = parseSearchQuery(resourceType, entries, this.registry, {
+      defaultCount: limit, maxCount: limit, strict: true,
+    });
+    parsed.query.count = limit;
+    parsed.query.offset = 0;
+    parsed.query.total = 'none';
+    parsed.query.countOnly = false;
+    return (await t.search(parsed.query)).versions;
+  }
+
+  private async readExisting(reader: StoreReader, resourceType: string, id: string): Promise<StoredVersion> {
+    const current = await reader.readCurrent(resourceType, id);
+    if (!current) throw FhirError.notFound(`${resourceType}/${id} is not known`);
+    if (current.deleted) throw FhirError.gone(`${resourceType}/${id} has been deleted`);
+    return current;
+  }
+
+  private checkIfMatch(expected: number | undefined, current: StoredVersion | undefined): void {
+    if (expected === undefined) return;
+    // http.html#concurrency: a stale If-Match → 412 Precondition Failed.
+    if (!current || current.deleted || current.versionId !== expected) {
+      throw FhirError.preconditionFailed(
+        `If-Match version ${expected} does not match the current version ${current && !current.deleted ? current.versionId : '(none)'}`);
+    }
+  }
+
+  private assertBodyType(resourceType: string, body: Resource): void {
+    if (body.resourceType !== resourceType) {
+      throw FhirError.badRequest(`Resource type '${String(body.resourceType)}' does not match the endpoint ${resourceType}`, 'invalid', ['resourceType']);
+    }
+  }
+
+  assertValidId(id: string): void {
+    if (!isValidResourceId(id)) {
+      throw FhirError.badRequest('Invalid resource id: ids are 1-64 characters of A-Z a-z 0-9 - .', 'value');
+    }
+  }
+
+  private multipleMatches(what: string): FhirError {
+    return FhirError.preconditionFailed(`Multiple resources match the ${what} criteria`, 'multiple-matches');
+  }
+
+  private pageSize(text: string | undefined): number {
+    if (text === undefined) return this.options.defaultPageSize;
+    return Math.min(this.nonNegativeInt('_count', text), this.options.maxPageSize);
+  }
+
+  private nonNegativeInt(name: string, text: string): number {
+    if (!/^\d{1,9}$/.test(text)) throw FhirError.badRequest(`${name} must be a non-negative integer`, 'value');
+    return Number(text);
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Translates a parsed SearchQuery (fhir/search-query.ts) into SQLite SQL over the idx_* tables.
+ * Matching rules follow FHIR R4 search.html; each value type's comparison is documented where
+ * it is built. All values are bound parameters: no query text ever reaches the SQL string.
+ */
+import { FhirError } from '../../fhir/fhir-error.js';
+import type {
+  RangeSearchValue, SearchCriterion, SearchQuery, SearchValue,
+} from '../../fhir/search-query.js';
+import type { SearchParamType } from '../../fhir/search-index-entry.js';
+import { INDEX_TABLES } from './sqlite-schema.js';
+
+export interface SqlFragment {
+  sql: string;
+  params: unknown[];
+}
+
+/** Resolves (type, code) to the interned parameter id(s) as a SQL fragment. */
+export type ParamIdSql = (resourceType: string | null, code: string) => SqlFragment;
+
+const TABLE_OF_TYPE: Partial<Record<SearchParamType, string>> = {
+  string: INDEX_TABLES.string,
+  token: INDEX_TABLES.token,
+  date: INDEX_TABLES.date,
+  number: INDEX_TABLES.number,
+  quantity: INDEX_TABLES.quantity,
+  reference: INDEX_TABLES.reference,
+  uri: INDEX_TABLES.uri,
+};
+
+/** Escapes LIKE wildcards; used with `ESCAPE '\'`. */
+function likeEscape(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * search.html#prefix for ranges: the target [low, high) against the search range [sl, sh).
+ * `eq` means the search range fully contains the target; `gt` that the range above the
+ * search value overlaps the target, and so on.
+ */
+function dateRangePredicate(value: RangeSearchValue, lowCol: string, highCol: string): SqlFragment {
+  const { low: sl, high: sh } = value;
+  const contained = `(${lowCol} >= ? AND ${highCol} <= ?)`;
+  switch (value.prefix) {
+    case 'eq': return { sql: contained, params: [sl, sh] };
+    case 'ne': return { sql: `NOT ${contained}`, params: [sl, sh] };
+    case 'gt': return { sql: `${highCol} > ?`, params: [sh] };
+    case 'lt': return { sql: `${lowCol} < ?`, params: [sl] };
+    case 'ge': return { sql: `(${highCol} > ? OR ${contained})`, params: [sh, sl, sh] };
+    case 'le': return { sql: `(${lowCol} < ? OR ${contained})`, params: [sl, sl, sh] };
+    case 'sa': return { sql: `${lowCol} >= ?`, params: [sh] };
+    case 'eb': return { sql: `${highCol} <= ?`, params: [sl] };
+    case 'ap': {
+      // search.html#prefix ap: "approximately the same"; we widen the search range by 10 % of
+      // its distance from now (at least its own width), as the spec suggests.
+      const widen = Math.max(sh - sl, Math.abs(Date.now() - sl) * 0.1);
+      return { sql: `(${lowCol} < ? AND ${highCol} > ?)`, params: [sh + widen, sl - widen] };
+    }
+  }
+}
+
+/**
+ * search.html#number and #quantity: the search value's implicit precision makes `eq` a range
+ * [low, high) that must contain the target value; the ordered prefixes compare values.
+ */
+function numberPredicate(value: RangeSearchValue, valueCol: string): SqlFragment {
+  const v = value.value;
+  switch (value.prefix) {
+    case 'eq': return { sql: `(${valueCol} >= ? AND ${valueCol} < ?)`, params: [value.low, value.high] };
+    case 'ne': return { sql: `NOT (${valueCol} >= ? AND ${valueCol} < ?)`, params: [value.low, value.high] };
+    case 'gt': case 'sa': return { sql: `${valueCol} > ?`, params: [v] };
+    case 'lt': case 'eb': return { sql: `${valueCol} < ?`, params: [v] };
+    case 'ge': return { sql: `${valueCol} >= ?`, params: [v] };
+    case 'le': return { sql: `${valueCol} <= ?`, params: [v] };
+    case 'ap': {
+      // search.html#prefix ap: within 10 % of the stated value.
+      const d = Math.abs(v) * 0.1;
+      return { sql: `(${valueCol} >= ? AND ${valueCol} <= ?)`, params: [v - d, v + d] };
+    }
+  }
+}
+
+/** The predicate one OR-value puts on one index row `i`. */
+function valuePredicate(type: SearchParamType, modifier: string | undefined, value: SearchValue): SqlFragment {
+  switch (value.kind) {
+    case 'token': {
+      if (modifier === 'text') {
+        return { sql: `i.text LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.code ?? '')}%`] };
+      }
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      if (value.code !== undefined) { parts.push('i.code = ?'); params.push(value.code); }
+      if (value.system === null) parts.push('i.system IS NULL');
+      else if (value.system !== undefined) { parts.push('i.system = ?'); params.push(value.system); }
+      return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
+    }
+    case 'string': {
+      if (modifier === 'exact') return { sql: 'i.raw = ?', params: [value.raw] };
+      if (modifier === 'contains') {
+        return { sql: `i.value LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.folded)}%`] };
+      }
+      // search.html#string: default match is "starts with", case- and accent-insensitive;
+      // written as a range so the (pid, value) index serves it.
+      return { sql: '(i.value >= ? AND i.value < ?)', params: [value.folded, `${value.folded}\uffff`] };
+    }
+    case 'range': {
+      if (type === 'date') return dateRangePredicate(value, 'i.low', 'i.high');
+      const numeric = numberPredicate(value, 'i.value');
+      if (type !== 'quantity') return numeric;
+      const parts = [numeric.sql];
+      const params = [...numeric.params];
+      if (value.code !== undefined) { parts.push('i.code = ?'); params.push(value.code); }
+      if (value.system !== undefined && value.system !== null) { parts.push('i.system = ?'); params.push(value.system); }
+      return { sql: `(${parts.join(' AND ')})`, params };
+    }
+    case 'reference': {
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      if (value.url !== undefined) {
+        parts.push('i.url = ?');
+        params.push(value.url);
+      } else {
+        if (value.targetId !== undefined) { parts.push('i.target_id = ?'); params.push(value.targetId); }
+        if (value.targetType !== undefined) { parts.push('i.target_type = ?'); params.push(value.targetType); }
+      }
+      return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
+    }
+    case 'uri': {
+      if (modifier === 'below') {
+        return { sql: `i.value LIKE ? ESCAPE '\\'`, params: [`${likeEscape(value.value)}%`] };
+      }
+      return { sql: 'i.value = ?', params: [value.value] };
+    }
+  }
+}
+
+/** Criteria on the resources table's own columns: `_id` and `_lastUpdated`. */
+function columnCriterion(criterion: SearchCriterion): SqlFragment | undefined {
+  const code = criterion.param.code;
+  if (code === '_id') {
+    const ids = criterion.values.flatMap((v) => (v.kind === 'token' && v.code !== undefined ? [v.code] : []));
+    const sql = `r.id IN (${ids.map(() => '?').join(', ')})`;
+    return criterion.modifier === 'not' ? { sql: `NOT ${sql}`, params: ids } : { sql, params: ids };
+  }
+  if (code === '_lastUpdated') {
+    const ors = criterion.values.map((v) => dateRangePredicate(v as RangeSearchValue, 'r.last_updated', '(r.last_updated + 1)'));
+    return { sql: `(${ors.map((o) => o.sql).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
+  }
+  return undefined;
+}
+
+function criterionSql(query: SearchQuery, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
+  const column = columnCriterion(criterion);
+  if (column) return column;
+  const table = TABLE_OF_TYPE[criterion.param.type];
+  if (!table) {
+    throw FhirError.notSupported(`Search parameter type ${criterion.param.type} (${criterion.param.code}) is not supported`);
+  }
+  const pid = paramId(query.resourceType, criterion.param.code);
+  if (criterion.missing !== undefined) {
+    const exists = `r.rid IN (SELECT i.rid FROM ${table} i WHERE i.pid ${pid.sql})`;
+    return { sql: criterion.missing ? `NOT ${exists}` : exists, params: pid.params };
+  }
+  const ors = criterion.values.map((v) => valuePredicate(criterion.param.type, criterion.modifier, v));
+  const inner = `SELECT i.rid FROM ${table} i WHERE i.pid ${pid.sql} AND (${ors.map((o) => o.sql).join(' OR ')})`;
+  const params = [...pid.params, ...ors.flatMap((o) => o.params)];
+  // search.html#modifiers :not — resources that have no matching value, including those
+  // that have no value at all.
+  if (criterion.modifier === 'not') return { sql: `r.rid NOT IN (${inner})`, params };
+  return { sql: `r.rid IN (${inner})`, params };
+}
+
+function sortSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  for (const key of query.sort) {
+    const dir = key.descending ? 'DESC' : 'ASC';
+    const code = key.param.code;
+    if (code === '_id') { parts.push(`r.id ${dir}`); continue; }
+    if (code === '_lastUpdated') { parts.push(`r.last_updated ${dir}`); continue; }
+    const table = TABLE_OF_TYPE[key.param.type];
+    if (!table) throw FhirError.notSupported(`Sorting by ${code} is not supported`);
+    const column = {
+      idx_string: 'value', idx_token: 'code', idx_date: key.descending ? 'high' : 'low', idx_number: 'value',
+      idx_quantity: 'value', idx_reference: 'url', idx_uri: 'value',
+    }[table];
+    const agg = key.descending ? 'max' : 'min';
+    const pid = paramId(query.resourceType, code);
+    parts.push(`(SELECT ${agg}(i.${column}) FROM ${table} i WHERE i.rid = r.rid AND i.pid ${pid.sql}) ${dir}`);
+    params.push(...pid.params);
+  }
+  parts.push('r.rid ASC'); // stable order for paging
+  return { sql: parts.join(', '), params };
+}
+
+/** WHERE clause (without the keyword) shared by the page query and the count query. */
+export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
+  const parts = ['r.deleted = 0'];
+  const params: unknown[] = [];
+  if (query.resourceType !== null) { parts.push('r.type = ?'); params.push(query.resourceType); }
+  for (const criterion of query.criteria) {
+    const c = criterionSql(query, criterion, paramId);
+    parts.push(c.sql);
+    params.push(...c.params);
+  }
+  return { sql: parts.join(' AND '), params };
+}
+
+export function searchPageSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
+  const where = searchWhereSql(query, paramId);
+  const order = sortSql(query, paramId);
+  return {
+    sql: `SELECT r.type, r.id, r.version_id, r.last_updated, r.deleted, v.content
+          FROM resources r JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id
+          WHERE ${where.sql} ORDER BY ${order.sql} LIMIT ? OFFSET ?`,
+    params: [...where.params, ...order.params, query.count, query.offset],
+  };
+}
+
+export function searchCountSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
+  const where = searchWhereSql(query, paramId);
+  return { sql: `SELECT count(*) AS n FROM resources r WHERE ${where.sql}`, params: where.params };
+}

@@ -1,0 +1,283 @@
+/**
+ * The embedded Store adapter on better-sqlite3 in WAL mode.
+ *
+ * One connection writes, another reads: WAL gives the reader the last committed snapshot, so a
+ * read never sees a transaction that is still running. better-sqlite3 is synchronous; the async
+ * transaction callback of the Store port is serialized through a promise queue so that only one
+ * transaction is open on the writer at a time (SQLite has a single writer anyway).
+ *
+ * Durability: with WAL, a commit is in the WAL file before `COMMIT` returns. With
+ * synchronous=NORMAL it survives a killed process (kill -9); FULL also fsyncs each commit, for
+ * power loss (https://www.sqlite.org/pragma.html#pragma_synchronous).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { SearchIndexEntry } from '../../fhir/search-index-entry.js';
+import type { SearchQuery } from '../../fhir/search-query.js';
+import type {
+  HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction,
+} from '../store.js';
+import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
+import { searchCountSql, searchPageSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
+
+type Db = Database.Database;
+type Row = Record<string, unknown>;
+
+export interface SqliteStoreOptions {
+  /** Path of the database file. */
+  file: string;
+  synchronous: 'NORMAL' | 'FULL';
+}
+
+function applyMigrations(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function toStoredVersion(row: Row): StoredVersion {
+  return {
+    resourceType: row.type as string,
+    id: row.id as string,
+    versionId: row.version_id as number,
+    lastUpdated: new Date(row.last_updated as number).toISOString(),
+    deleted: row.deleted === 1,
+    json: (row.content as string | null) ?? null,
+  };
+}
+
+/** Prepared statements cached by SQL text; each connection has its own cache. */
+class StatementCache {
+  private readonly statements = new Map<string, Database.Statement>();
+  constructor(private readonly db: Db) {}
+  get(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+}
+
+const READ_CURRENT_SQL = `
+  SELECT r.type, r.id, r.version_id, r.last_updated, r.deleted, v.content
+  FROM resources r JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id
+  WHERE r.type = ? AND r.id = ?`;
+
+const READ_VERSION_SQL = `
+  SELECT r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content
+  FROM resources r JOIN versions v ON v.rid = r.rid
+  WHERE r.type = ? AND r.id = ? AND v.version_id = ?`;
+
+/** Reads over one connection; shared by the store (reader connection) and transactions (writer). */
+class SqliteReader implements StoreReader {
+  constructor(protected readonly statements: StatementCache, protected readonly paramIdSql: ParamIdSql) {}
+
+  async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    return this.readCurrentSync(resourceType, id);
+  }
+
+  readCurrentSync(resourceType: string, id: string): StoredVersion | undefined {
+    const row = this.statements.get(READ_CURRENT_SQL).get(resourceType, id) as Row | undefined;
+    return row ? toStoredVersion(row) : undefined;
+  }
+
+  async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
+    const row = this.statements.get(READ_VERSION_SQL).get(resourceType, id, versionId) as Row | undefined;
+    return row ? toStoredVersion(row) : undefined;
+  }
+
+  async search(query: SearchQuery): Promise<SearchPage> {
+    let versions: StoredVersion[] = [];
+    if (!query.countOnly && query.count > 0) {
+      const page = searchPageSql(query, this.paramIdSql);
+      versions = (this.statements.get(page.sql).all(...page.params) as Row[]).map(toStoredVersion);
+    }
+    let total: number | undefined;
+    if (query.total !== 'none' || query.countOnly) {
+      const count = searchCountSql(query, this.paramIdSql);
+      total = (this.statements.get(count.sql).get(...count.params) as { n: number }).n;
+    }
+    return { versions, total };
+  }
+
+  async history(query: HistoryQuery): Promise<HistoryPage> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.resourceType !== undefined) { where.push('r.type = ?'); params.push(query.resourceType); }
+    if (query.id !== undefined) { where.push('r.id = ?'); params.push(query.id); }
+    if (query.since !== undefined) { where.push('v.last_updated >= ?'); params.push(query.since); }
+    const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const from = 'FROM versions v JOIN resources r ON r.rid = v.rid';
+    const total = (this.statements.get(`SELECT count(*) AS n ${from} ${whereSql}`).get(...params) as { n: number }).n;
+    const rows = this.statements.get(
+      `SELECT r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content ${from} ${whereSql}
+       ORDER BY v.seq DESC LIMIT ? OFFSET ?`,
+    ).all(...params, query.count, query.offset) as Row[];
+    return { versions: rows.map(toStoredVersion), total };
+  }
+}
+
+/** A transaction on the writer connection; only valid while its callback runs. */
+class SqliteTransaction extends SqliteReader implements StoreTransaction {
+  constructor(statements: StatementCache, paramIdSql: ParamIdSql, private readonly store: SqliteStore) {
+    super(statements, paramIdSql);
+  }
+
+  async writeVersion(version: NewVersion): Promise<void> {
+    this.store.writeVersionSync(version);
+  }
+}
+
+export class SqliteStore implements Store {
+  private readonly writer: Db;
+  private readonly reader: Db;
+  private readonly writerStatements: StatementCache;
+  private readonly readerStatements: StatementCache;
+  private readonly readOnly: SqliteReader;
+  private readonly paramIds = new Map<string, number>();
+  /** Tail of the queue of transactions waiting for the writer. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: SqliteStoreOptions) {
+    fs.mkdirSync(path.dirname(options.file), { recursive: true });
+    this.writer = new Database(options.file);
+    this.writer.pragma('journal_mode = WAL');
+    this.writer.pragma(`synchronous = ${options.synchronous}`);
+    this.writer.pragma('busy_timeout = 5000');
+    this.writer.pragma('foreign_keys = ON');
+    applyMigrations(this.writer);
+    this.reader = new Database(options.file, { readonly: true });
+    this.reader.pragma('busy_timeout = 5000');
+    this.writerStatements = new StatementCache(this.writer);
+    this.readerStatements = new StatementCache(this.reader);
+    for (const row of this.writer.prepare('SELECT pid, type, code FROM search_params').all() as Row[]) {
+      this.paramIds.set(`${row.type as string}.${row.code as string}`, row.pid as number);
+    }
+    this.readOnly = new SqliteReader(this.readerStatements, this.paramIdSql);
+  }
+
+  /** Parameter ids as SQL: one type → `= pid`; a system search → every type's pid for the code. */
+  private readonly paramIdSql: ParamIdSql = (resourceType, code): SqlFragment => {
+    if (resourceType === null) {
+      return { sql: 'IN (SELECT pid FROM search_params WHERE code = ?)', params: [code] };
+    }
+    // An unknown pid (no resource of the type ever indexed it) matches nothing, which is right.
+    return { sql: '= ?', params: [this.paramIds.get(`${resourceType}.${code}`) ?? -1] };
+  };
+
+  private paramId(resourceType: string, code: string): number {
+    const key = `${resourceType}.${code}`;
+    let pid = this.paramIds.get(key);
+    if (pid === undefined) {
+      pid = Number(this.writerStatements.get('INSERT INTO search_params (type, code) VALUES (?, ?)')
+        .run(resourceType, code).lastInsertRowid);
+      this.paramIds.set(key, pid);
+    }
+    return pid;
+  }
+
+  readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    return this.readOnly.readCurrent(resourceType, id);
+  }
+
+  readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
+    return this.readOnly.readVersion(resourceType, id, versionId);
+  }
+
+  search(query: SearchQuery): Promise<SearchPage> {
+    return this.readOnly.search(query);
+  }
+
+  history(query: HistoryQuery): Promise<HistoryPage> {
+    return this.readOnly.history(query);
+  }
+
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      const tx = new SqliteTransaction(this.writerStatements, this.paramIdSql, this);
+      this.writer.exec('BEGIN IMMEDIATE');
+      const paramIdsBefore = new Map(this.paramIds);
+      try {
+        const result = await work(tx);
+        this.writer.exec('COMMIT');
+        return result;
+      } catch (error) {
+        this.writer.exec('ROLLBACK');
+        // Parameter ids interned inside the rolled-back transaction no longer exist.
+        this.paramIds.clear();
+        for (const [k, v] of paramIdsBefore) this.paramIds.set(k, v);
+        throw error;
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Appends a version and replaces the resource's index rows; called inside a transaction. */
+  writeVersionSync(version: NewVersion): void {
+    const s = this.writerStatements;
+    const lastUpdated = Date.parse(version.lastUpdated);
+    const deleted = version.json === null ? 1 : 0;
+    const existing = s.get('SELECT rid FROM resources WHERE type = ? AND id = ?')
+      .get(version.resourceType, version.id) as { rid: number } | undefined;
+    let rid: number;
+    if (existing) {
+      rid = existing.rid;
+      s.get('UPDATE resources SET version_id = ?, last_updated = ?, deleted = ? WHERE rid = ?')
+        .run(version.versionId, lastUpdated, deleted, rid);
+      for (const table of Object.values(INDEX_TABLES)) s.get(`DELETE FROM ${table} WHERE rid = ?`).run(rid);
+    } else {
+      rid = Number(s.get('INSERT INTO resources (type, id, version_id, last_updated, deleted) VALUES (?, ?, ?, ?, ?)')
+        .run(version.resourceType, version.id, version.versionId, lastUpdated, deleted).lastInsertRowid);
+    }
+    s.get('INSERT INTO versions (rid, version_id, last_updated, deleted, content) VALUES (?, ?, ?, ?, ?)')
+      .run(rid, version.versionId, lastUpdated, deleted, version.json);
+    for (const entry of version.indexEntries) this.insertIndexEntry(rid, version.resourceType, entry);
+  }
+
+  private insertIndexEntry(rid: number, resourceType: string, entry: SearchIndexEntry): void {
+    const s = this.writerStatements;
+    const pid = this.paramId(resourceType, entry.param);
+    switch (entry.kind) {
+      case 'string':
+        s.get('INSERT INTO idx_string (rid, pid, value, raw) VALUES (?, ?, ?, ?)').run(rid, pid, entry.value, entry.raw);
+        break;
+      case 'token':
+        s.get('INSERT INTO idx_token (rid, pid, system, code, text) VALUES (?, ?, ?, ?, ?)')
+          .run(rid, pid, entry.system, entry.code, entry.text);
+        break;
+      case 'date':
+        s.get('INSERT INTO idx_date (rid, pid, low, high) VALUES (?, ?, ?, ?)').run(rid, pid, entry.low, entry.high);
+        break;
+      case 'number':
+        s.get('INSERT INTO idx_number (rid, pid, value, low, high) VALUES (?, ?, ?, ?, ?)')
+          .run(rid, pid, entry.value, entry.low, entry.high);
+        break;
+      case 'quantity':
+        s.get('INSERT INTO idx_quantity (rid, pid, value, low, high, system, code, unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(rid, pid, entry.value, entry.low, entry.high, entry.system, entry.code, entry.unit);
+        break;
+      case 'reference':
+        s.get('INSERT INTO idx_reference (rid, pid, target_type, target_id, url) VALUES (?, ?, ?, ?, ?)')
+          .run(rid, pid, entry.targetType, entry.targetId, entry.url);
+        break;
+      case 'uri':
+        s.get('INSERT INTO idx_uri (rid, pid, value) VALUES (?, ?, ?)').run(rid, pid, entry.value);
+        break;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    this.reader.close();
+    this.writer.close();
+  }
+}
