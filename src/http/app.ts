@@ -40,10 +40,9 @@ export function createApp(deps: AppDependencies): Koa {
       baseUrl: fhirBaseUrl(ctx), returnPreference: preferences(ctx).return,
     }));
   };
+  // '/' under the '/fhir' prefix matches both `/fhir` and `/fhir/`.
   router.post('/', processBundle);
-  router.post('', processBundle);
   router.get('/', handlers.systemSearch);
-  router.get('', handlers.systemSearch);
   router.get('/_history', handlers.systemHistory);
   router.post('/_search', handlers.systemSearchPost);
 

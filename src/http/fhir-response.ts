@@ -26,7 +26,8 @@ export function preferences(ctx: Context): { return: ReturnPreference; strict: b
 
 /** The FHIR base URL as clients address it (config PUBLIC_BASE_URL, else the request's origin). */
 export function fhirBaseUrl(ctx: Context): string {
-  return (ctx.state.publicBaseUrl as string | undefined) ?? `${ctx.origin}/fhir`;
+  // Koa 3's ctx.origin is the Origin request header, so the URL is built from protocol and Host.
+  return (ctx.state.publicBaseUrl as string | undefined) ?? `${ctx.protocol}://${ctx.host}/fhir`;
 }
 
 export function setVersionHeaders(ctx: Context, version: StoredVersion): void {
@@ -58,8 +59,9 @@ export function sendWriteResult(ctx: Context, result: WriteResult, message: stri
   if (result.status === 201) ctx.set('Location', versionLocation(fhirBaseUrl(ctx), version));
   const preference = preferences(ctx).return;
   if (preference === 'minimal') {
-    ctx.status = result.status;
+    // Koa turns a null body into 204 unless the status is set afterwards.
     ctx.body = null;
+    ctx.status = result.status;
   } else if (preference === 'OperationOutcome') {
     sendJson(ctx, result.status, successOutcome(message));
   } else {

@@ -1,0 +1,143 @@
+/**
+ * REST core benchmark (issue: REST core, "Performance"). One run, side by side:
+ *  1. read by id vs a bare Koa server returning the same bytes (32 connections);
+ *  2. create Observation, validated + indexed + durable (32 connections);
+ *  3. transaction bundles of 100 Observations (4 connections), in resources per second.
+ * The server runs as its own process (as in production, logging to a file); autocannon runs
+ * here. Usage: npm run bench  [-- --duration 10]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cli = path.join(here, '..', 'src', 'cli.js');
+const bareKoa = path.join(here, 'bare-koa-server.js');
+const repoRoot = path.resolve(here, '..', '..');
+const durationArg = process.argv.indexOf('--duration');
+const duration = durationArg > 0 ? Number(process.argv[durationArg + 1]) : 10;
+
+function waitForJsonLine(child: ChildProcess, key: string): Promise<Record<string, unknown>> {
+  const lines = readline.createInterface({ input: child.stdout! });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`process exited with ${code}`)));
+    lines.on('line', (line) => {
+      try {
+        const record = JSON.parse(line) as Record<string, unknown>;
+        if (record[key] !== undefined) { lines.close(); child.removeAllListeners('exit'); resolve(record); }
+      } catch { /* other output */ }
+    });
+  });
+}
+
+async function startFhirServer(dataDir: string, logFile: string): Promise<{ child: ChildProcess; baseUrl: string }> {
+  const child = spawn(process.execPath, [cli, 'serve'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const record = await waitForJsonLine(child, 'baseUrl');
+  // From here on the request log goes to a file, as a deployment would keep it.
+  const log = fs.createWriteStream(logFile);
+  child.stdout!.pipe(log);
+  return { child, baseUrl: record.baseUrl as string };
+}
+
+function observation(i: number, patientId: string) {
+  return {
+    resourceType: 'Observation', status: 'final',
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+    code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+    subject: { reference: `Patient/${patientId}` },
+    effectiveDateTime: new Date(Date.UTC(2024, 0, 1) + i * 60_000).toISOString(),
+    valueQuantity: { value: 60 + (i % 40), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+  };
+}
+
+async function run(name: string, options: autocannon.Options): Promise<autocannon.Result> {
+  const result = await autocannon({ duration, ...options });
+  const bad = result.non2xx + result.errors + result.timeouts;
+  process.stderr.write(`${name}: ${result.requests.average.toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, failures ${bad}\n`);
+  if (bad > 0) throw new Error(`${name}: ${bad} failed requests`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-ledger-bench-'));
+  const fhir = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests.log'));
+  const children: ChildProcess[] = [fhir.child];
+  try {
+    const post = async (url: string, body: unknown) => {
+      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify(body) });
+      if (res.status >= 300) throw new Error(`seed failed: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<any>;
+    };
+    const patient = await post(`${fhir.baseUrl}/Patient`, { resourceType: 'Patient', gender: 'female', birthDate: '1970-01-01', name: [{ family: 'Bench' }] });
+    for (let i = 0; i < 200; i++) await post(`${fhir.baseUrl}/Observation`, observation(i, patient.id));
+    const readUrl = `${fhir.baseUrl}/Patient/${patient.id}`;
+    const readBody = await (await fetch(readUrl)).text();
+    const bodyFile = path.join(work, 'patient.json');
+    fs.writeFileSync(bodyFile, readBody);
+
+    const bare = spawn(process.execPath, [bareKoa, bodyFile, 'W/"1"'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(bare);
+    const barePort = (await waitForJsonLine(bare, 'port')).port as number;
+
+    // 1. reads, side by side
+    const bareRead = await run('bare Koa, same bytes', { url: `http://127.0.0.1:${barePort}/fhir/Patient/${patient.id}`, connections: 32 });
+    bare.kill();
+    const fhirRead = await run('FHIR read by id', { url: readUrl, connections: 32 });
+
+    // 2. creates
+    const createBody = JSON.stringify(observation(1, patient.id));
+    const creates = await run('create Observation', {
+      url: `${fhir.baseUrl}/Observation`, connections: 32, method: 'POST',
+      headers: { 'content-type': 'application/fhir+json' }, body: createBody,
+    });
+
+    // 3. transaction bundles of 100 resources
+    const bundle = JSON.stringify({
+      resourceType: 'Bundle', type: 'transaction',
+      entry: Array.from({ length: 100 }, (_, i) => ({
+        fullUrl: `urn:uuid:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        resource: observation(i, patient.id), request: { method: 'POST', url: 'Observation' },
+      })),
+    });
+    const bundles = await run('transaction of 100', {
+      url: fhir.baseUrl, connections: 4, method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: bundle,
+    });
+
+    const readRatio = fhirRead.requests.average / bareRead.requests.average;
+    const resourcesPerSecond = bundles.requests.average * 100;
+    const report = {
+      date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, durationSeconds: duration,
+      read: { fhirReqPerSec: fhirRead.requests.average, bareKoaReqPerSec: bareRead.requests.average, ratio: readRatio, p99Ms: fhirRead.latency.p99 },
+      createObservation: { reqPerSec: creates.requests.average, p50Ms: creates.latency.p50, p99Ms: creates.latency.p99 },
+      transaction100: { bundlesPerSec: bundles.requests.average, resourcesPerSec: resourcesPerSecond, p99Ms: bundles.latency.p99 },
+    };
+    const table = [
+      '| benchmark | result | target | ratio to target |',
+      '|---|---|---|---|',
+      `| read by id (32 conn.) | ${fhirRead.requests.average.toFixed(0)} req/s vs bare Koa ${bareRead.requests.average.toFixed(0)} req/s = ${(readRatio * 100).toFixed(0)} % | ≥ 60 % of bare Koa | ${(readRatio / 0.6).toFixed(2)} |`,
+      `| create Observation (32 conn.) | ${creates.requests.average.toFixed(0)} /s (p99 ${creates.latency.p99} ms) | ≥ 2,500 /s | ${(creates.requests.average / 2500).toFixed(2)} |`,
+      `| transaction, 100 resources (4 conn.) | ${resourcesPerSecond.toFixed(0)} resources/s (p99 ${bundles.latency.p99} ms per bundle) | ≥ 5,000 /s | ${(resourcesPerSecond / 5000).toFixed(2)} |`,
+    ].join('\n');
+    const out = path.join(repoRoot, 'bench', 'results');
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, 'rest-core.json'), `${JSON.stringify(report, null, 2)}\n`);
+    fs.writeFileSync(path.join(out, 'rest-core.md'), `${table}\n`);
+    process.stdout.write(`${table}\n`);
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,124 @@
+/**
+ * batch and transaction bundles (FHIR R4 http.html#transaction) end to end.
+ */
+import { expect } from 'chai';
+import { Client } from 'fhir-kit-client';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { syntheaStylePatientBundle } from '../support/synthea-bundle.js';
+
+describe('batch and transaction bundles (e2e)', () => {
+  let server: TestServer;
+  let client: Client;
+  before(async () => {
+    server = await startTestServer();
+    client = new Client({ baseUrl: server.baseUrl });
+  });
+  after(async () => server.stop());
+
+  const total = async (query: string) => (await server.request('GET', `/fhir/${query}${query.includes('?') ? '&' : '?'}_total=accurate&_count=0`)).json.total;
+
+  it('a Synthea-style patient bundle goes in whole, urn:uuid references resolved; re-sending matches the same patient', async () => {
+    const bundle = syntheaStylePatientBundle({ observations: 300, encounters: 60, conditions: 30, mrn: 'mrn-777' });
+    const response = await client.transaction({ body: bundle }) as any;
+    expect(response.type).to.equal('transaction-response');
+    expect(response.entry).to.have.length(391);
+    expect(response.entry.every((e: any) => e.response.status === '201 Created')).to.equal(true);
+    const patientId = response.entry[0].response.location.split('/')[5];
+    expect(await total(`Observation?subject=Patient/${patientId}`)).to.equal(300);
+    expect(await total(`Encounter?patient=${patientId}`)).to.equal(60);
+    expect(await total(`Condition?patient=${patientId}`)).to.equal(30);
+    const obs = (await server.request('GET', `/fhir/Observation?subject=Patient/${patientId}&_count=1`)).json.entry[0].resource;
+    expect(obs.encounter.reference).to.match(/^Encounter\/[0-9a-f-]{36}$/);
+
+    // The conditional create on the MRN matches: same patient, not a second one.
+    const again = await client.transaction({ body: syntheaStylePatientBundle({ observations: 2, encounters: 0, conditions: 0, mrn: 'mrn-777' }) }) as any;
+    expect(again.entry[0].response.status).to.equal('200 OK');
+    expect(await total('Patient?identifier=https://github.com/synthetichealth/synthea|mrn-777')).to.equal(1);
+    expect(await total(`Observation?subject=Patient/${patientId}`)).to.equal(302);
+  });
+
+  it('a transaction is atomic: one failing entry stores nothing', async () => {
+    const before = (await server.request('GET', '/fhir/_history?_count=0')).json.total;
+    const res = await server.request('POST', '/fhir/', { body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { fullUrl: 'urn:uuid:11111111-1111-1111-1111-111111111111', resource: { resourceType: 'Patient', gender: 'male' }, request: { method: 'POST', url: 'Patient' } },
+        { resource: { resourceType: 'Patient', id: 'atomic-1', gender: 'male' }, request: { method: 'PUT', url: 'Patient/atomic-1' } },
+        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:11111111-1111-1111-1111-111111111111' }, valueQuantity: { value: 'not a number' } }, request: { method: 'POST', url: 'Observation' } },
+      ],
+    } });
+    expect(res.status).to.equal(422);
+    expect(res.json.issue[0].expression[0]).to.match(/^Bundle\.entry\[2\]/);
+    expect((await server.request('GET', '/fhir/_history?_count=0')).json.total).to.equal(before);
+    expect((await server.request('GET', '/fhir/Patient/atomic-1')).status).to.equal(404);
+  });
+
+  it('processes DELETE before POST before PUT before GET, answering in the original order', async () => {
+    await server.request('PUT', '/fhir/Patient/order-1', { body: { resourceType: 'Patient', id: 'order-1', gender: 'male' } });
+    const res = await client.transaction({ body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { request: { method: 'GET', url: 'Patient/order-2' } },
+        { resource: { resourceType: 'Patient', id: 'order-2', gender: 'female' }, request: { method: 'PUT', url: 'Patient/order-2' } },
+        { fullUrl: 'urn:uuid:22222222-2222-2222-2222-222222222222', resource: { resourceType: 'Patient', gender: 'other', link: [{ other: { reference: 'Patient/order-2' }, type: 'seealso' }] }, request: { method: 'POST', url: 'Patient' } },
+        { request: { method: 'DELETE', url: 'Patient/order-1' } },
+      ],
+    } }) as any;
+    expect(res.entry.map((e: any) => e.response.status)).to.deep.equal(['200 OK', '201 Created', '201 Created', '204 No Content']);
+    expect(res.entry[0].resource.gender).to.equal('female'); // the GET ran after the PUT
+    expect((await server.request('GET', '/fhir/Patient/order-1')).status).to.equal(410);
+  });
+
+  it('resolves conditional references, and fails the transaction when they do not match exactly one', async () => {
+    await server.request('POST', '/fhir/Patient', { body: { resourceType: 'Patient', identifier: [{ system: 'urn:mrn', value: 'cr-1' }] } });
+    const res = await client.transaction({ body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient?identifier=urn:mrn|cr-1' } }, request: { method: 'POST', url: 'Observation' } },
+      ],
+    } }) as any;
+    const obs = (await server.request('GET', res.entry[0].response.location.replace(/^https?:\/\/[^/]+/, ''))).json;
+    expect(obs.subject.reference).to.match(/^Patient\/[0-9a-f-]{36}$/);
+    const none = await server.request('POST', '/fhir', { body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient?identifier=urn:mrn|nobody' } }, request: { method: 'POST', url: 'Observation' } },
+      ],
+    } });
+    expect(none.status).to.equal(412);
+  });
+
+  it('refuses two entries on the same resource', async () => {
+    const res = await server.request('POST', '/fhir', { body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { resourceType: 'Patient', id: 'dup' }, request: { method: 'PUT', url: 'Patient/dup' } },
+        { request: { method: 'DELETE', url: 'Patient/dup' } },
+      ],
+    } });
+    expect(res.status).to.equal(400);
+  });
+
+  it('batch entries succeed or fail alone', async () => {
+    const res = await client.batch({ body: {
+      resourceType: 'Bundle', type: 'batch', entry: [
+        { resource: { resourceType: 'Patient', gender: 'female' }, request: { method: 'POST', url: 'Patient' } },
+        { resource: { resourceType: 'Patient', gender: 'robot' }, request: { method: 'POST', url: 'Patient' } },
+        { request: { method: 'GET', url: 'Patient/does-not-exist' } },
+        { resource: { resourceType: 'Patient', id: 'batch-1' }, request: { method: 'PUT', url: 'Patient/batch-1' } },
+        { request: { method: 'GET', url: 'Patient?_id=batch-1' } },
+      ],
+    } }) as any;
+    expect(res.type).to.equal('batch-response');
+    expect(res.entry.map((e: any) => e.response.status)).to.deep.equal(['201 Created', '422 Unprocessable Entity', '404 Not Found', '201 Created', '200 OK']);
+    expect(res.entry[1].response.outcome.resourceType).to.equal('OperationOutcome');
+    expect(res.entry[4].resource.entry[0].resource.id).to.equal('batch-1');
+  });
+
+  it('a PATCH entry carries a JSON Patch as a Binary', async () => {
+    await server.request('PUT', '/fhir/Patient/patch-1', { body: { resourceType: 'Patient', id: 'patch-1', gender: 'male' } });
+    const patch = Buffer.from(JSON.stringify([{ op: 'replace', path: '/gender', value: 'female' }])).toString('base64');
+    const res = await client.transaction({ body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: patch }, request: { method: 'PATCH', url: 'Patient/patch-1' } },
+      ],
+    } }) as any;
+    expect(res.entry[0].response.status).to.equal('200 OK');
+    expect((await server.request('GET', '/fhir/Patient/patch-1')).json.gender).to.equal('female');
+  });
+});
