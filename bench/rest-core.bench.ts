@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -34,16 +35,33 @@ function waitForJsonLine(child: ChildProcess, key: string): Promise<Record<strin
   });
 }
 
+/** A free TCP port on loopback, so the server can log straight to a file from its first line. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 async function startFhirServer(dataDir: string, logFile: string): Promise<{ child: ChildProcess; baseUrl: string }> {
+  const port = await freePort();
+  // The request log goes to a file, as a deployment would keep it, and costs this process nothing.
+  const log = fs.openSync(logFile, 'w');
   const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir },
+    stdio: ['ignore', log, 'inherit'],
   });
-  const record = await waitForJsonLine(child, 'baseUrl');
-  // From here on the request log goes to a file, as a deployment would keep it.
-  const log = fs.createWriteStream(logFile);
-  child.stdout!.pipe(log);
-  return { child, baseUrl: record.baseUrl as string };
+  const baseUrl = `http://127.0.0.1:${port}/fhir`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if ((await fetch(`${baseUrl}/metadata`)).ok) break;
+    } catch {
+      if (attempt > 200 || child.exitCode !== null) throw new Error('the FHIR server did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { child, baseUrl };
 }
 
 function observation(i: number, patientId: string) {

@@ -30,7 +30,18 @@ function readJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
 
-export async function startServer(config: Config, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+/**
+ * The production logger: JSON lines on stdout, buffered (pino's asynchronous destination) so
+ * that one line per request does not cost one write system call per request.
+ */
+export function createLogger(config: Config): Logger {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 8192 });
+  // Flush what is buffered at a normal exit, so the last lines are not lost.
+  process.once('exit', () => destination.flushSync());
+  return pino({ level: config.logLevel }, destination);
+}
+
+export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
@@ -69,6 +80,7 @@ export async function startServer(config: Config, logger: Logger = pino({ level:
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const baseUrl = config.publicBaseUrl ?? `http://${host}:${port}/fhir`;
   logger.info({ baseUrl, dataDir: config.dataDir, startupMs: Date.now() - started }, 'fhir-ledger listening');
+  logger.flush();
   return {
     baseUrl,
     port,

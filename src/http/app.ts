@@ -63,12 +63,9 @@ export function createApp(deps: AppDependencies): Koa {
   router.get('/:type/:id/_history/:vid', handlers.vread);
   router.post('/:type/:id/$validate', handlers.validate);
 
+  if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger));
   app.use(errorHandler);
-  app.use(async (ctx, next) => {
-    ctx.state.publicBaseUrl = deps.publicBaseUrl;
-    await next();
-  });
   app.use(contentNegotiation);
   app.use(router.routes());
   app.use(router.allowedMethods({

@@ -27,7 +27,8 @@ export function preferences(ctx: Context): { return: ReturnPreference; strict: b
 /** The FHIR base URL as clients address it (config PUBLIC_BASE_URL, else the request's origin). */
 export function fhirBaseUrl(ctx: Context): string {
   // Koa 3's ctx.origin is the Origin request header, so the URL is built from protocol and Host.
-  return (ctx.state.publicBaseUrl as string | undefined) ?? `${ctx.protocol}://${ctx.host}/fhir`;
+  // PUBLIC_BASE_URL is set once on the app's context prototype (http/app.ts).
+  return (ctx as { publicBaseUrl?: string }).publicBaseUrl ?? `${ctx.protocol}://${ctx.host}/fhir`;
 }
 
 export function setVersionHeaders(ctx: Context, version: StoredVersion): void {

@@ -16,7 +16,8 @@ function acceptsJson(range: string): boolean {
 }
 
 export async function contentNegotiation(ctx: Context, next: Next): Promise<void> {
-  const format = ctx.query._format;
+  // Parsing the query string is skipped on the hot path when `_format` cannot be in it.
+  const format = ctx.querystring.includes('_format') ? ctx.query._format : undefined;
   if (format !== undefined) {
     const value = (Array.isArray(format) ? format[0]! : format).split(';')[0]!.trim().toLowerCase();
     if (!JSON_FORMATS.has(value)) {
@@ -24,7 +25,7 @@ export async function contentNegotiation(ctx: Context, next: Next): Promise<void
     }
   } else {
     const accept = ctx.get('Accept');
-    if (accept !== '') {
+    if (accept !== '' && accept !== '*/*' && accept !== 'application/fhir+json' && accept !== 'application/json') {
       const ranges = accept.split(',').map((r) => {
         const [type, ...params] = r.split(';');
         const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));

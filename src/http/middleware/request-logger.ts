@@ -7,12 +7,12 @@ import type { Logger } from 'pino';
 
 export function requestLogger(logger: Logger) {
   return async function logRequest(ctx: Context, next: Next): Promise<void> {
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     try {
       await next();
     } finally {
-      const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
-      const line = { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(durationMs * 1000) / 1000 };
+      const durationMs = Math.round((performance.now() - start) * 1000) / 1000;
+      const line = { method: ctx.method, path: ctx.path, status: ctx.status, durationMs };
       if (ctx.state.error) logger.error({ ...line, err: ctx.state.error }, 'request failed');
       else logger.info(line, 'request');
     }

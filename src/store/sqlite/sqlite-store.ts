@@ -3,8 +3,8 @@
  *
  * One connection writes, another reads: WAL gives the reader the last committed snapshot, so a
  * read never sees a transaction that is still running. better-sqlite3 is synchronous; the async
- * transaction callback of the Store port is serialized through a promise queue so that only one
- * transaction is open on the writer at a time (SQLite has a single writer anyway).
+ * transaction callbacks of the Store port run one at a time on the writer (SQLite has a single
+ * writer anyway), grouped into shared commits (see `transaction`).
  *
  * Durability: with WAL, a commit is in the WAL file before `COMMIT` returns. With
  * synchronous=NORMAL it survives a killed process (kill -9); FULL also fsyncs each commit, for
@@ -23,6 +23,15 @@ import { searchCountSql, searchPageSql, type ParamIdSql, type SqlFragment } from
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
+
+interface PendingTransaction {
+  work: (tx: StoreTransaction) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Upper bound of transactions sharing one COMMIT, so that one commit never grows unbounded. */
+const MAX_TRANSACTIONS_PER_COMMIT = 256;
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -142,8 +151,10 @@ export class SqliteStore implements Store {
   private readonly readerStatements: StatementCache;
   private readonly readOnly: SqliteReader;
   private readonly paramIds = new Map<string, number>();
-  /** Tail of the queue of transactions waiting for the writer. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Transactions waiting for the next group commit. */
+  private readonly pending: PendingTransaction[] = [];
+  private batchScheduled = false;
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(options: SqliteStoreOptions) {
     fs.mkdirSync(path.dirname(options.file), { recursive: true });
@@ -199,26 +210,80 @@ export class SqliteStore implements Store {
     return this.readOnly.history(query);
   }
 
+  /**
+   * Group commit: transactions that arrive while the writer is busy (or within the same
+   * event-loop turn) run one after another inside ONE SQLite transaction, each in its own
+   * SAVEPOINT. A failing one is rolled back to its savepoint alone; the others commit together.
+   * No caller hears of success before COMMIT has returned, so an acknowledged write is always
+   * a committed one, while the commit cost (WAL frames for every touched page) is shared.
+   * Each caller still sees all-or-nothing and serial order, which is what the port promises.
+   */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
-      const tx = new SqliteTransaction(this.writerStatements, this.paramIdSql, this);
-      this.writer.exec('BEGIN IMMEDIATE');
-      const paramIdsBefore = new Map(this.paramIds);
-      try {
-        const result = await work(tx);
-        this.writer.exec('COMMIT');
-        return result;
-      } catch (error) {
-        this.writer.exec('ROLLBACK');
-        // Parameter ids interned inside the rolled-back transaction no longer exist.
-        this.paramIds.clear();
-        for (const [k, v] of paramIdsBefore) this.paramIds.set(k, v);
-        throw error;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ work, resolve, reject } as PendingTransaction);
+      if (!this.batchScheduled) {
+        this.batchScheduled = true;
+        // setImmediate runs after the I/O phase: requests that arrived in this turn join the batch.
+        setImmediate(() => void this.runBatch());
       }
-    };
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    });
+  }
+
+  private async runBatch(): Promise<void> {
+    const tx = new SqliteTransaction(this.writerStatements, this.paramIdSql, this);
+    const succeeded: { item: PendingTransaction; value: unknown }[] = [];
+    const paramIdsAtStart = new Map(this.paramIds);
+    try {
+      this.writer.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      for (const item of this.pending.splice(0)) item.reject(error);
+      this.finishBatch();
+      return;
+    }
+    try {
+      for (let n = 0; n < MAX_TRANSACTIONS_PER_COMMIT && this.pending.length > 0; n++) {
+        const item = this.pending.shift()!;
+        const paramIdsBefore = new Map(this.paramIds);
+        this.writer.exec('SAVEPOINT unit');
+        try {
+          const value = await item.work(tx);
+          this.writer.exec('RELEASE unit');
+          succeeded.push({ item, value });
+        } catch (error) {
+          this.writer.exec('ROLLBACK TO unit');
+          this.writer.exec('RELEASE unit');
+          this.restoreParamIds(paramIdsBefore);
+          item.reject(error);
+        }
+      }
+      this.writer.exec('COMMIT');
+    } catch (error) {
+      // COMMIT (or a savepoint statement) failed, e.g. disk full: nothing of the batch is kept
+      // and nobody is told otherwise.
+      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      this.restoreParamIds(paramIdsAtStart);
+      for (const { item } of succeeded) item.reject(error);
+      this.finishBatch();
+      return;
+    }
+    for (const { item, value } of succeeded) item.resolve(value);
+    this.finishBatch();
+  }
+
+  private finishBatch(): void {
+    this.batchScheduled = false;
+    if (this.pending.length > 0) {
+      this.batchScheduled = true;
+      setImmediate(() => void this.runBatch());
+    } else {
+      for (const waiter of this.idleWaiters.splice(0)) waiter();
+    }
+  }
+
+  /** Interned parameter ids created inside a rolled-back unit no longer exist. */
+  private restoreParamIds(snapshot: Map<string, number>): void {
+    this.paramIds.clear();
+    for (const [k, v] of snapshot) this.paramIds.set(k, v);
   }
 
   /** Appends a version and replaces the resource's index rows; called inside a transaction. */
@@ -276,7 +341,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.queue;
+    if (this.batchScheduled) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.reader.close();
     this.writer.close();
   }
