@@ -22,6 +22,8 @@ export interface Config {
   maxPageSize: number;
   /** SQLite `synchronous` pragma: NORMAL survives a killed process, FULL also a power cut. */
   sqliteSynchronous: 'NORMAL' | 'FULL';
+  /** Current versions cached in memory for reads by id (0 disables). */
+  readCacheEntries: number;
   /** Where profiles/ (this server's StructureDefinitions) live. */
   profilesDir: string;
   /** pino log level. */
@@ -55,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     defaultPageSize: intFromEnv(env, 'DEFAULT_PAGE_SIZE', 20, 1),
     maxPageSize: intFromEnv(env, 'MAX_PAGE_SIZE', 1000, 1),
     sqliteSynchronous: sync,
+    readCacheEntries: intFromEnv(env, 'READ_CACHE_ENTRIES', 10_000),
     profilesDir: path.resolve(env.PROFILES_DIR ?? path.join(repoRoot, 'profiles')),
     logLevel: env.LOG_LEVEL ?? 'info',
     ...overrides,

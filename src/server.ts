@@ -46,7 +46,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
   const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
-  const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous });
+  const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
+  });
 
   const resources = new ResourceService(store, validator, registry, extractor, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,

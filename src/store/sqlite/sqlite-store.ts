@@ -18,6 +18,7 @@ import type { SearchQuery } from '../../fhir/search-query.js';
 import type {
   HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction,
 } from '../store.js';
+import { CurrentVersionCache } from '../current-version-cache.js';
 import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import { searchCountSql, searchPageSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
 
@@ -37,6 +38,8 @@ export interface SqliteStoreOptions {
   /** Path of the database file. */
   file: string;
   synchronous: 'NORMAL' | 'FULL';
+  /** Current versions kept in memory for reads by id (0 disables the cache). */
+  readCacheEntries: number;
 }
 
 function applyMigrations(db: Db): void {
@@ -155,9 +158,13 @@ export class SqliteStore implements Store {
   private readonly pending: PendingTransaction[] = [];
   private batchScheduled = false;
   private readonly idleWaiters: (() => void)[] = [];
+  /** Versions written by the open batch; they reach the cache only once COMMIT returned. */
+  private batchWrites: StoredVersion[] = [];
+  private readonly cache: CurrentVersionCache;
 
   constructor(options: SqliteStoreOptions) {
     fs.mkdirSync(path.dirname(options.file), { recursive: true });
+    this.cache = new CurrentVersionCache(options.readCacheEntries);
     this.writer = new Database(options.file);
     this.writer.pragma('journal_mode = WAL');
     this.writer.pragma(`synchronous = ${options.synchronous}`);
@@ -194,8 +201,12 @@ export class SqliteStore implements Store {
     return pid;
   }
 
-  readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
-    return this.readOnly.readCurrent(resourceType, id);
+  async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const cached = this.cache.get(resourceType, id);
+    if (cached) return cached;
+    const version = this.readOnly.readCurrentSync(resourceType, id);
+    if (version) this.cache.set(version);
+    return version;
   }
 
   readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
@@ -244,6 +255,7 @@ export class SqliteStore implements Store {
       for (let n = 0; n < MAX_TRANSACTIONS_PER_COMMIT && this.pending.length > 0; n++) {
         const item = this.pending.shift()!;
         const paramIdsBefore = new Map(this.paramIds);
+        const writesBefore = this.batchWrites.length;
         this.writer.exec('SAVEPOINT unit');
         try {
           const value = await item.work(tx);
@@ -253,6 +265,7 @@ export class SqliteStore implements Store {
           this.writer.exec('ROLLBACK TO unit');
           this.writer.exec('RELEASE unit');
           this.restoreParamIds(paramIdsBefore);
+          this.batchWrites.length = writesBefore;
           item.reject(error);
         }
       }
@@ -262,10 +275,13 @@ export class SqliteStore implements Store {
       // and nobody is told otherwise.
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
       this.restoreParamIds(paramIdsAtStart);
+      this.batchWrites = [];
       for (const { item } of succeeded) item.reject(error);
       this.finishBatch();
       return;
     }
+    for (const version of this.batchWrites) this.cache.set(version);
+    this.batchWrites = [];
     for (const { item, value } of succeeded) item.resolve(value);
     this.finishBatch();
   }
@@ -306,6 +322,10 @@ export class SqliteStore implements Store {
     s.get('INSERT INTO versions (rid, version_id, last_updated, deleted, content) VALUES (?, ?, ?, ?, ?)')
       .run(rid, version.versionId, lastUpdated, deleted, version.json);
     for (const entry of version.indexEntries) this.insertIndexEntry(rid, version.resourceType, entry);
+    this.batchWrites.push({
+      resourceType: version.resourceType, id: version.id, versionId: version.versionId,
+      lastUpdated: version.lastUpdated, deleted: deleted === 1, json: version.json,
+    });
   }
 
   private insertIndexEntry(rid: number, resourceType: string, entry: SearchIndexEntry): void {
