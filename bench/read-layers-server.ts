@@ -1,0 +1,53 @@
+/**
+ * One layer of the read path at a time, to show where a read's time goes (bench/read-layers.bench.ts):
+ *   bare        Koa answering the same bytes (the rest-core baseline)
+ *   log         + the server's request logger (pino, one line per request, buffered to a file)
+ *   http        the whole http/ layer of the server (logger, errors, negotiation, @koa/router with
+ *               the FHIR route table, the read handler) over an in-memory version: no storage
+ * Usage: node dist/bench/read-layers-server.js <layer> <body file> <log file>  (prints {"port":N})
+ */
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { pino } from 'pino';
+import { createApp } from '../src/http/app.js';
+import { requestLogger } from '../src/http/middleware/request-logger.js';
+import type { BundleService } from '../src/services/bundle-service.js';
+import type { ResourceService } from '../src/services/resource-service.js';
+import type { StoredVersion } from '../src/store/store.js';
+
+const [layer, bodyFile, logFile] = process.argv.slice(2) as [string, string, string];
+const body = fs.readFileSync(bodyFile, 'utf8');
+const resource = JSON.parse(body) as { resourceType: string; id: string; meta: { versionId: string; lastUpdated: string } };
+const version: StoredVersion = {
+  resourceType: resource.resourceType, id: resource.id, versionId: Number(resource.meta.versionId),
+  lastUpdated: resource.meta.lastUpdated, deleted: false, json: body,
+};
+const logger = pino({}, pino.destination({ dest: logFile, sync: false, minLength: 8192 }));
+
+function bareHandler(ctx: Koa.Context): void {
+  ctx.set('ETag', `W/"${version.versionId}"`);
+  ctx.set('Last-Modified', new Date(version.lastUpdated).toUTCString());
+  ctx.type = 'application/fhir+json; charset=utf-8';
+  ctx.body = body;
+}
+
+let app: Koa;
+if (layer === 'http') {
+  // Only the two methods a read calls; everything else of the http layer is the real code.
+  const readOnlyService = {
+    assertKnownType: () => undefined,
+    read: async () => version,
+  } as unknown as ResourceService;
+  app = createApp({
+    logger, resources: readOnlyService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
+    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined,
+  });
+} else {
+  app = new Koa();
+  if (layer === 'log') app.use(requestLogger(logger));
+  app.use(bareHandler);
+}
+const server = app.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+});
