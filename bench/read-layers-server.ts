@@ -2,6 +2,7 @@
  * One layer of the read path at a time, to show where a read's time goes (bench/read-layers.bench.ts):
  *   bare        Koa answering the same bytes (the rest-core baseline)
  *   log         + the server's request logger (pino, one line per request, buffered to a file)
+ *   router      + @koa/router holding the same 12 path layers as http/app.ts (reads answered as bare)
  *   http        the whole http/ layer of the server (logger, errors, negotiation, @koa/router with
  *               the FHIR route table, the read handler) over an in-memory version: no storage
  * Usage: node dist/bench/read-layers-server.js <layer> <body file> <log file>  (prints {"port":N})
@@ -9,6 +10,7 @@
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
+import Router from '@koa/router';
 import { pino } from 'pino';
 import { createApp } from '../src/http/app.js';
 import { requestLogger } from '../src/http/middleware/request-logger.js';
@@ -43,6 +45,21 @@ if (layer === 'http') {
     logger, resources: readOnlyService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
     limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined,
   });
+} else if (layer === 'router') {
+  app = new Koa();
+  app.use(requestLogger(logger));
+  const router = new Router({ prefix: '/fhir' });
+  const unused = (ctx: Koa.Context) => { ctx.status = 500; };
+  const layers: [string, string[]][] = [
+    ['/metadata', ['GET']], ['/', ['GET', 'POST']], ['/_history', ['GET']], ['/_search', ['POST']],
+    ['/:type', ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']], ['/:type/_history', ['GET']], ['/:type/_search', ['POST']],
+    ['/:type/$validate', ['POST']], ['/:type/:id', ['GET', 'PUT', 'PATCH', 'DELETE']], ['/:type/:id/_history', ['GET']],
+    ['/:type/:id/_history/:vid', ['GET']], ['/:type/:id/$validate', ['POST']],
+  ];
+  for (const [path, methods] of layers) {
+    router.register(path, methods, path === '/:type/:id' ? (ctx) => (ctx.method === 'GET' ? bareHandler(ctx) : unused(ctx)) : unused);
+  }
+  app.use(router.routes()).use(router.allowedMethods());
 } else {
   app = new Koa();
   if (layer === 'log') app.use(requestLogger(logger));

@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   }));
   try {
     const rows: [string, number][] = [];
-    for (const layer of ['bare', 'log', 'http']) rows.push([layer, await measure(layer, bodyFile, path.join(work, `${layer}.log`))]);
+    for (const layer of ['bare', 'log', 'router', 'http']) rows.push([layer, await measure(layer, bodyFile, path.join(work, `${layer}.log`))]);
     const bare = rows[0]![1];
     const table = ['| layer | req/s | % of bare Koa |', '|---|---|---|',
       ...rows.map(([layer, rps]) => `| ${layer} | ${rps.toFixed(0)} | ${(rps / bare * 100).toFixed(0)} % |`)].join('\n');

@@ -1,7 +1,8 @@
 /**
  * The Koa application: middleware (one job each) and the FHIR routes under /fhir.
- * FHIR R4 http.html is the map: one route per interaction, literal routes (`_history`,
- * `_search`, `$validate`) registered before the `:id` routes they would otherwise match.
+ * FHIR R4 http.html is the map: one route per URL pattern with a handler per interaction,
+ * literal routes (`_history`, `_search`, `$validate`) registered before the `:id` routes they
+ * would otherwise match.
  */
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -31,37 +32,43 @@ export function createApp(deps: AppDependencies): Koa {
   const handlers = resourceHandlers(deps.resources, deps.limits);
   const router = new Router({ prefix: '/fhir' });
 
-  router.get('/metadata', (ctx) => sendJson(ctx, 200, deps.capabilityStatement(fhirBaseUrl(ctx))));
+  /**
+   * One router layer per path, dispatching on the method: @koa/router tests every layer's
+   * pattern on every request, so one layer per (path, method) pair would cost a read several
+   * pattern tests and closures (see bench/read-layers.bench.ts). Methods not in the table are
+   * answered 405 by allowedMethods below.
+   */
+  const route = (path: string, byMethod: Partial<Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', Koa.Middleware>>) => {
+    const table: Record<string, Koa.Middleware> = { ...byMethod };
+    if (byMethod.GET) table.HEAD = byMethod.GET;
+    router.register(path, Object.keys(table), (ctx, next) => table[ctx.method]!(ctx, next));
+  };
 
-  // http.html#transaction: POST [base] (with or without the trailing slash).
+  // http.html#transaction: POST [base]; '/' under the '/fhir' prefix matches `/fhir` and `/fhir/`.
   const processBundle = async (ctx: Koa.Context) => {
     const bundle = await readResourceBody(ctx, deps.limits);
     sendJson(ctx, 200, await deps.bundles.process(bundle, {
       baseUrl: fhirBaseUrl(ctx), returnPreference: preferences(ctx).return,
     }));
   };
-  // '/' under the '/fhir' prefix matches both `/fhir` and `/fhir/`.
-  router.post('/', processBundle);
-  router.get('/', handlers.systemSearch);
-  router.get('/_history', handlers.systemHistory);
-  router.post('/_search', handlers.systemSearchPost);
-
-  router.get('/:type', handlers.search);
-  router.post('/:type', handlers.create);
-  router.put('/:type', requireQuery, handlers.conditionalUpdate);
-  router.patch('/:type', requireQuery, handlers.conditionalPatch);
-  router.delete('/:type', requireQuery, handlers.conditionalDelete);
-  router.get('/:type/_history', handlers.typeHistory);
-  router.post('/:type/_search', handlers.searchPost);
-  router.post('/:type/$validate', handlers.validate);
-
-  router.get('/:type/:id', handlers.read);
-  router.put('/:type/:id', handlers.update);
-  router.patch('/:type/:id', handlers.patch);
-  router.delete('/:type/:id', handlers.delete);
-  router.get('/:type/:id/_history', handlers.instanceHistory);
-  router.get('/:type/:id/_history/:vid', handlers.vread);
-  router.post('/:type/:id/$validate', handlers.validate);
+  route('/metadata', { GET: (ctx) => sendJson(ctx, 200, deps.capabilityStatement(fhirBaseUrl(ctx))) });
+  route('/', { GET: handlers.systemSearch, POST: processBundle });
+  route('/_history', { GET: handlers.systemHistory });
+  route('/_search', { POST: handlers.systemSearchPost });
+  route('/:type', {
+    GET: handlers.search,
+    POST: handlers.create,
+    PUT: requireQuery(handlers.conditionalUpdate),
+    PATCH: requireQuery(handlers.conditionalPatch),
+    DELETE: requireQuery(handlers.conditionalDelete),
+  });
+  route('/:type/_history', { GET: handlers.typeHistory });
+  route('/:type/_search', { POST: handlers.searchPost });
+  route('/:type/$validate', { POST: handlers.validate });
+  route('/:type/:id', { GET: handlers.read, PUT: handlers.update, PATCH: handlers.patch, DELETE: handlers.delete });
+  route('/:type/:id/_history', { GET: handlers.instanceHistory });
+  route('/:type/:id/_history/:vid', { GET: handlers.vread });
+  route('/:type/:id/$validate', { POST: handlers.validate });
 
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger));
@@ -77,11 +84,13 @@ export function createApp(deps: AppDependencies): Koa {
 }
 
 /** Conditional update/patch/delete on a type URL need search criteria (http.html#cond-update). */
-async function requireQuery(ctx: Koa.Context, next: Koa.Next): Promise<void> {
-  if (ctx.querystring === '') {
-    throw new FhirError(405, {
-      severity: 'error', code: 'not-supported', diagnostics: `${ctx.method} on a type needs search criteria (conditional ${ctx.method.toLowerCase()})`,
-    });
-  }
-  await next();
+function requireQuery(handler: (ctx: Koa.Context) => Promise<void>): Koa.Middleware {
+  return async (ctx) => {
+    if (ctx.querystring === '') {
+      throw new FhirError(405, {
+        severity: 'error', code: 'not-supported', diagnostics: `${ctx.method} on a type needs search criteria (conditional ${ctx.method.toLowerCase()})`,
+      });
+    }
+    await handler(ctx);
+  };
 }
