@@ -311,6 +311,16 @@ export class ResourceService {
 
   /** Resolves a conditional operation's query inside the transaction (strict: unknown parameters are errors). */
   async conditionalMatches(t: StoreReader, resourceType: string, query: string, limit: number): Promise<StoredVersion[]> {
+    // Some clients send If-None-Exist / ifNoneExist as `Type?criteria` or `?criteria`; the
+    // criteria are what follows the `?` (R4 http.html#ccreate describes the bare query string).
+    const question = query.indexOf('?');
+    if (question !== -1) {
+      const prefix = query.slice(0, question);
+      if (prefix !== '' && prefix !== resourceType) {
+        throw FhirError.badRequest(`Conditional criteria name type ${prefix}, expected ${resourceType}`);
+      }
+      query = query.slice(question + 1);
+    }
     const entries = [...new URLSearchParams(query)];
     if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
     const parsed = parseSearchQuery(resourceType, entries, this.registry, {

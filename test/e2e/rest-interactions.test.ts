@@ -148,6 +148,9 @@ describe('REST interactions (e2e)', () => {
       const second = await server.request('POST', '/fhir/Patient', { body: patient('Cond', mrn('c-1')), headers: { 'If-None-Exist': 'identifier=urn:mrn|c-1' } });
       expect(second.status).to.equal(200);
       expect(second.json.id).to.equal(first.json.id);
+      const prefixed = await server.request('POST', '/fhir/Patient', { body: patient('Cond', mrn('c-1')), headers: { 'If-None-Exist': 'Patient?identifier=urn:mrn|c-1' } });
+      expect(prefixed.status).to.equal(200);
+      expect(prefixed.json.id).to.equal(first.json.id);
       await server.request('POST', '/fhir/Patient', { body: patient('Twin', mrn('twin')) });
       await server.request('POST', '/fhir/Patient', { body: patient('Twin', mrn('twin')) });
       const many = await server.request('POST', '/fhir/Patient', { body: patient('Twin', mrn('twin')), headers: { 'If-None-Exist': 'identifier=urn:mrn|twin' } });
