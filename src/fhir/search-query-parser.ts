@@ -8,7 +8,9 @@
 import { FhirError } from './fhir-error.js';
 import type { SearchParamType } from './search-index-entry.js';
 import { decimalRange, foldSearchString, parseDateRange, parseReference } from './search-index-extraction.js';
-import type { SearchParameterDefinition, SearchParameterRegistry } from './search-parameter-registry.js';
+import {
+  COMMON_PARAMETER_CODES, type SearchParameterDefinition, type SearchParameterRegistry,
+} from './search-parameter-registry.js';
 import type {
   IgnoredSearchParameter, RangeSearchValue, SearchCriterion, SearchPrefix, SearchQuery, SearchSortKey,
   SearchValue, TotalMode,
@@ -138,6 +140,21 @@ function parseValue(name: string, param: SearchParameterDefinition, modifier: st
   }
 }
 
+/**
+ * FHIR R4 search.html#all and http.html#search: a system-level search (`GET [base]?…`, no type)
+ * can use only the parameters defined for all resources. The registry holds no abstract
+ * `Resource` entry; it registers those common parameters on every concrete type, so any type's
+ * copy serves (only code, type and targets are read here, and the store matches a system search
+ * by code across types).
+ */
+function lookupParameter(registry: SearchParameterRegistry, resourceType: string | null,
+  code: string): SearchParameterDefinition | undefined {
+  if (resourceType !== null) return registry.get(resourceType, code);
+  if (!COMMON_PARAMETER_CODES.includes(code)) return undefined;
+  const anyType = registry.resourceTypes()[0];
+  return anyType === undefined ? undefined : registry.get(anyType, code);
+}
+
 function parseCount(text: string, options: SearchParseOptions): number {
   if (!/^\d+$/.test(text)) throw badValue('_count', text, 'a non-negative integer');
   return Math.min(Number(text), options.maxCount);
@@ -149,7 +166,7 @@ function parseSort(resourceType: string | null, text: string, registry: SearchPa
   for (const item of text.split(',')) {
     const descending = item.startsWith('-');
     const code = descending ? item.slice(1) : item;
-    const param = registry.get(resourceType ?? 'Resource', code);
+    const param = lookupParameter(registry, resourceType, code);
     if (!param || param.type === 'composite' || param.type === 'special') {
       ignored.push({ name: '_sort', reason: `Cannot sort by '${code}': not a sortable search parameter` });
       continue;
@@ -177,7 +194,7 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
     const colon = name.indexOf(':');
     const code = colon === -1 ? name : name.slice(0, colon);
     const modifier = colon === -1 ? undefined : name.slice(colon + 1);
-    const param = registry.get(resourceType ?? 'Resource', code);
+    const param = lookupParameter(registry, resourceType, code);
     if (!param) {
       ignored.push({ name, reason: `Unknown search parameter '${code}' for ${resourceType ?? 'system-level search'}` });
       continue;
@@ -213,7 +230,9 @@ function applyControlParameter(query: SearchQuery, name: string, value: string, 
       query.count = parseCount(value, options);
       break;
     case '_offset':
-      if (!/^\d+$/.test(value)) throw badValue('_offset', value, 'a non-negative integer');
+      // FHIR R4 search.html#errors: a value the server cannot process is a 400. Past 2^53 the
+      // number is no longer an exact integer, and the store refuses it (SQLite: datatype mismatch).
+      if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw badValue('_offset', value, 'a non-negative integer');
       query.offset = Number(value);
       break;
     case '_sort':

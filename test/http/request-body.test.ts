@@ -1,0 +1,83 @@
+/**
+ * Request body checks that run before anything parses or walks the body: the nesting-depth scan
+ * and JSON parsing errors, each a 400 OperationOutcome with issue code `structure`.
+ */
+import { expect } from 'chai';
+import { FhirError } from '../../src/fhir/fhir-error.js';
+import { jsonDepthExceeds, parseJsonText, type BodyLimits } from '../../src/http/request-body.js';
+
+const LIMITS: BodyLimits = { maxBodyBytes: 1_000_000, maxJsonDepth: 4 };
+
+function nested(depth: number): string {
+  return '['.repeat(depth) + ']'.repeat(depth);
+}
+
+function expectStructureError(text: string, limits: BodyLimits = LIMITS): FhirError {
+  let caught: unknown;
+  try {
+    parseJsonText(text, limits);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, 'a FhirError is thrown').to.be.instanceOf(FhirError);
+  const error = caught as FhirError;
+  expect(error.status).to.equal(400);
+  expect(error.issues[0]!.code).to.equal('structure');
+  return error;
+}
+
+describe('request-body', () => {
+  describe('jsonDepthExceeds', () => {
+    const rows: { why: string; text: string; max: number; exceeds: boolean }[] = [
+      { why: 'exactly at the limit', text: nested(4), max: 4, exceeds: false },
+      { why: 'one over the limit', text: nested(5), max: 4, exceeds: true },
+      { why: 'objects and arrays mixed, at the limit', text: '{"a":[{"b":[1]}]}', max: 4, exceeds: false },
+      { why: 'objects and arrays mixed, over the limit', text: '{"a":[{"b":[{}]}]}', max: 4, exceeds: true },
+      { why: 'siblings do not add up', text: '[[1],[2],[3],[4],[5],[6]]', max: 2, exceeds: false },
+      { why: 'brackets inside strings are text', text: '{"a":"[[[[[[{{{{{{"}', max: 1, exceeds: false },
+      { why: 'an escaped quote does not end the string', text: '{"a":"\\"[[[[[[[["}', max: 1, exceeds: false },
+      { why: 'an escaped backslash before the closing quote ends the string', text: '{"a":"\\\\","b":[[[1]]]}', max: 3, exceeds: true },
+      { why: 'closing brackets inside strings do not lower the depth', text: '["]]]]]]",[[[[1]]]]]', max: 4, exceeds: true },
+      { why: 'no brackets', text: '"text"', max: 0, exceeds: false },
+    ];
+    for (const row of rows) {
+      it(`${row.why} (max ${row.max}) → ${row.exceeds}`, () => {
+        expect(jsonDepthExceeds(row.text, row.max)).to.equal(row.exceeds);
+      });
+    }
+
+    it('scans a deep document without recursion', () => {
+      expect(jsonDepthExceeds(nested(200_000), 100)).to.equal(true);
+      expect(jsonDepthExceeds(nested(200_000), 200_000)).to.equal(false);
+    });
+  });
+
+  describe('parseJsonText', () => {
+    it('parses a resource', () => {
+      expect(parseJsonText('{"resourceType":"Patient","name":[{"family":"Lee"}]}', LIMITS))
+        .to.deep.equal({ resourceType: 'Patient', name: [{ family: 'Lee' }] });
+    });
+
+    for (const empty of ['', '   ', '\n\t']) {
+      it(`refuses an empty body ${JSON.stringify(empty)}`, () => {
+        expect(expectStructureError(empty).issues[0]!.diagnostics).to.match(/empty/);
+      });
+    }
+
+    for (const bad of ['{', '{"a":}', "{'a':1}", '{"a":1,}', 'undefined']) {
+      it(`refuses malformed JSON ${bad}`, () => {
+        const error = expectStructureError(bad);
+        expect(error.issues[0]!.diagnostics).to.match(/^Malformed JSON/);
+      });
+    }
+
+    it('refuses a document nested deeper than the limit before parsing it', () => {
+      const error = expectStructureError(`{"resourceType":"Patient","extension":${nested(10)}}`);
+      expect(error.issues[0]!.diagnostics).to.contain('deeper than 4');
+    });
+
+    it('accepts a document exactly at the depth limit', () => {
+      expect(parseJsonText(`{"a":${nested(3)}}`, LIMITS)).to.deep.equal({ a: [[[]]] });
+    });
+  });
+});
