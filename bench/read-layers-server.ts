@@ -16,6 +16,7 @@ import { createApp } from '../src/http/app.js';
 import { requestLogger } from '../src/http/middleware/request-logger.js';
 import type { BundleService } from '../src/services/bundle-service.js';
 import type { ResourceService } from '../src/services/resource-service.js';
+import type { SearchService } from '../src/services/search-service.js';
 import type { StoredVersion } from '../src/store/store.js';
 
 const [layer, bodyFile, logFile] = process.argv.slice(2) as [string, string, string];
@@ -42,7 +43,7 @@ if (layer === 'http') {
     read: async () => version,
   } as unknown as ResourceService;
   app = createApp({
-    logger, resources: readOnlyService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
+    logger, resources: readOnlyService, search: {} as SearchService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
     limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined,
   });
 } else if (layer === 'router') {

@@ -15,6 +15,7 @@ import { ResourceValidator } from './fhir/validator.js';
 import { createApp } from './http/app.js';
 import { BundleService } from './services/bundle-service.js';
 import { ResourceService } from './services/resource-service.js';
+import { SearchService } from './services/search-service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 
 export interface RunningServer {
@@ -52,7 +53,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const resources = new ResourceService(store, validator, registry, extractor, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
   });
-  const bundles = new BundleService(resources);
+  const search = new SearchService(resources, registry, extractor, validator.summaries);
+  const bundles = new BundleService(resources, search);
   const packageVersion = readJson<{ version: string }>(path.join(repoRoot, 'package.json')).version;
   const capabilityBase = readJson<Parameters<typeof buildCapabilityStatement>[0]['base']>(
     path.join(repoRoot, 'conformance', 'capability-statement.base.json'));
@@ -68,7 +70,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   });
 
   const app = createApp({
-    logger, resources, bundles, capabilityStatement,
+    logger, resources, search, bundles, capabilityStatement,
     limits: { maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth },
     publicBaseUrl: config.publicBaseUrl,
   });

@@ -29,7 +29,7 @@ export function weakETag(versionId: number): string {
 
 /** Paging links (absolute URLs, search.html#paging) from the query minus paging parameters. */
 export function pagingLinks(selfUrlBase: string, params: [string, string][], offset: number, count: number,
-  pageLength: number, total: number | undefined): BundleLink[] {
+  pageLength: number, total: number | undefined, hasMore?: boolean): BundleLink[] {
   const kept = params.filter(([name]) => name !== '_offset');
   const url = (o: number) => {
     const search = new URLSearchParams(kept);
@@ -41,7 +41,7 @@ export function pagingLinks(selfUrlBase: string, params: [string, string][], off
   if (count > 0) {
     links.push({ relation: 'first', url: url(0) });
     if (offset > 0) links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
-    const more = total !== undefined ? offset + pageLength < total : pageLength === count;
+    const more = hasMore ?? (total !== undefined ? offset + pageLength < total : pageLength === count);
     if (more) links.push({ relation: 'next', url: url(offset + count) });
   }
   return links;
@@ -51,12 +51,19 @@ function ignoredOutcome(ignored: IgnoredSearchParameter[]): OperationOutcome {
   return operationOutcome(ignored.map((i) => ({ severity: 'warning', code: 'not-supported', diagnostics: i.reason })));
 }
 
-export function searchsetBundle(baseUrl: string, versions: VersionView[], total: number | undefined,
+/** One searchset entry: a match or an included resource, already shaped for the response. */
+export interface SearchsetEntry {
+  version: VersionView;
+  resource: Resource;
+  mode: 'match' | 'include';
+}
+
+export function searchsetBundle(baseUrl: string, entries: SearchsetEntry[], total: number | undefined,
   links: BundleLink[], ignored: IgnoredSearchParameter[]): Resource {
-  const entry: unknown[] = versions.map((v) => ({
+  const entry: unknown[] = entries.map(({ version: v, resource, mode }) => ({
     fullUrl: `${baseUrl}/${v.resourceType}/${v.id}`,
-    resource: JSON.parse(v.json!),
-    search: { mode: 'match' },
+    resource,
+    search: { mode },
   }));
   // search.html#errors: parameters the server ignored are reported in an outcome entry.
   if (ignored.length > 0) entry.push({ resource: ignoredOutcome(ignored), search: { mode: 'outcome' } });

@@ -12,8 +12,8 @@ import {
   COMMON_PARAMETER_CODES, type SearchParameterDefinition, type SearchParameterRegistry,
 } from './search-parameter-registry.js';
 import type {
-  IgnoredSearchParameter, RangeSearchValue, SearchCriterion, SearchPrefix, SearchQuery, SearchSortKey,
-  SearchValue, TotalMode,
+  IgnoredSearchParameter, IncludeDirective, RangeSearchValue, SearchCriterion, SearchPrefix, SearchQuery,
+  SearchResultOptions, SearchSortKey, SearchValue, SummaryMode, TotalMode,
 } from './search-query.js';
 
 export interface SearchParseOptions {
@@ -27,11 +27,18 @@ export interface SearchParseOptions {
 
 export interface ParsedSearch {
   query: SearchQuery;
+  result: SearchResultOptions;
   ignored: IgnoredSearchParameter[];
 }
 
 /** Result parameters handled by the http layer or by this parser itself, never as criteria. */
-const CONTROL_PARAMETERS = new Set(['_count', '_offset', '_sort', '_total', '_summary', '_format', '_pretty']);
+const CONTROL_PARAMETERS = new Set([
+  '_count', '_offset', '_sort', '_total', '_summary', '_format', '_pretty', '_snapshot',
+  '_include', '_revinclude', '_include:iterate', '_revinclude:iterate', '_elements',
+]);
+
+/** search.html#chaining: a chain may not be longer than this (each link is a subquery). */
+const MAX_CHAIN_DEPTH = 4;
 
 const PREFIXES: readonly SearchPrefix[] = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'];
 
@@ -186,35 +193,120 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
   const query: SearchQuery = {
     resourceType, criteria, sort: [], count: options.defaultCount, offset: 0, total: 'none', countOnly: false,
   };
+  const result: SearchResultOptions = { include: [], revinclude: [], summary: 'false', elements: undefined };
   for (const [name, rawValue] of entries) {
     if (CONTROL_PARAMETERS.has(name)) {
-      applyControlParameter(query, name, rawValue, registry, options, ignored);
+      applyControlParameter(query, result, name, rawValue, registry, options, ignored);
       continue;
     }
-    const colon = name.indexOf(':');
-    const code = colon === -1 ? name : name.slice(0, colon);
-    const modifier = colon === -1 ? undefined : name.slice(colon + 1);
-    const param = lookupParameter(registry, resourceType, code);
-    if (!param) {
-      ignored.push({ name, reason: `Unknown search parameter '${code}' for ${resourceType ?? 'system-level search'}` });
-      continue;
-    }
-    if (modifier !== undefined && !isSupportedModifier(param, modifier)) {
-      ignored.push({ name, reason: `Modifier ':${modifier}' is not supported for parameter '${code}' (${param.type})` });
-      continue;
-    }
-    if (modifier === 'missing') {
-      if (rawValue !== 'true' && rawValue !== 'false') throw badValue(name, rawValue, 'true or false');
-      criteria.push({ param, modifier, values: [], missing: rawValue === 'true' });
-      continue;
-    }
-    const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl));
-    criteria.push({ param, modifier, values });
+    const criterion = parseCriterion(resourceType, name, rawValue, registry, options, ignored, 0);
+    if (criterion) criteria.push(criterion);
   }
   if (options.strict && ignored.length > 0) {
     throw new FhirError(400, ignored.map((i) => ({ severity: 'error', code: 'not-supported', diagnostics: i.reason })));
   }
-  return { query, ignored };
+  return { query, result, ignored };
+}
+
+/** One `name=value` criterion, possibly chained (`a.b`) or reverse-chained (`_has:…`). */
+function parseCriterion(resourceType: string | null, name: string, rawValue: string, registry: SearchParameterRegistry,
+  options: SearchParseOptions, ignored: IgnoredSearchParameter[], depth: number): SearchCriterion | undefined {
+  if (name.startsWith('_has:')) return parseReverseChain(resourceType, name, rawValue, registry, options, ignored, depth);
+  const dot = name.indexOf('.');
+  if (dot !== -1) return parseChain(resourceType, name, dot, rawValue, registry, options, ignored, depth);
+  const colon = name.indexOf(':');
+  const code = colon === -1 ? name : name.slice(0, colon);
+  const modifier = colon === -1 ? undefined : name.slice(colon + 1);
+  const param = lookupParameter(registry, resourceType, code);
+  if (!param) {
+    ignored.push({ name, reason: `Unknown search parameter '${code}' for ${resourceType ?? 'system-level search'}` });
+    return undefined;
+  }
+  if (modifier !== undefined && !isSupportedModifier(param, modifier)) {
+    ignored.push({ name, reason: `Modifier ':${modifier}' is not supported for parameter '${code}' (${param.type})` });
+    return undefined;
+  }
+  if (modifier === 'missing') {
+    if (rawValue !== 'true' && rawValue !== 'false') throw badValue(name, rawValue, 'true or false');
+    return { param, modifier, values: [], missing: rawValue === 'true' };
+  }
+  const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl));
+  return { param, modifier, values };
+}
+
+/**
+ * search.html#chaining: `subject.name=x` or `subject:Patient.birthdate=x`. Without a type
+ * modifier, every target type of the reference that has the chained parameter is tried.
+ */
+function parseChain(resourceType: string | null, name: string, dot: number, rawValue: string, registry: SearchParameterRegistry,
+  options: SearchParseOptions, ignored: IgnoredSearchParameter[], depth: number): SearchCriterion | undefined {
+  const head = name.slice(0, dot);
+  const tail = name.slice(dot + 1);
+  const [code, typeModifier] = head.split(':') as [string, string | undefined];
+  const param = resourceType === null ? undefined : registry.get(resourceType, code);
+  if (!param || param.type !== 'reference') {
+    ignored.push({ name, reason: `Cannot chain on '${code}': not a reference search parameter of ${resourceType ?? 'every type'}` });
+    return undefined;
+  }
+  if (depth >= MAX_CHAIN_DEPTH) {
+    ignored.push({ name, reason: `Chains longer than ${MAX_CHAIN_DEPTH} links are not supported` });
+    return undefined;
+  }
+  const targets = typeModifier !== undefined ? [typeModifier] : param.targets;
+  const tailCode = tail.split(/[.:]/)[0]!;
+  const chain: NonNullable<SearchCriterion['chain']> = [];
+  for (const target of targets) {
+    if (!registry.get(target, tailCode) && !tail.startsWith('_has:')) continue;
+    const inner = parseCriterion(target, tail, rawValue, registry, options, [], depth + 1);
+    if (inner) chain.push({ resourceType: target, inner });
+  }
+  if (chain.length === 0) {
+    ignored.push({ name, reason: `No target type of '${code}' has a search parameter '${tailCode}'` });
+    return undefined;
+  }
+  return { param, modifier: typeModifier, values: [], chain };
+}
+
+/** search.html#has: `_has:Observation:patient:code=x` (nested `_has` allowed). */
+function parseReverseChain(resourceType: string | null, name: string, rawValue: string, registry: SearchParameterRegistry,
+  options: SearchParseOptions, ignored: IgnoredSearchParameter[], depth: number): SearchCriterion | undefined {
+  const [, sourceType, referenceCode, ...rest] = name.split(':');
+  const innerName = rest.join(':');
+  if (!sourceType || !referenceCode || !innerName || resourceType === null) {
+    ignored.push({ name, reason: '_has needs the form _has:Type:reference:parameter=value on a typed search' });
+    return undefined;
+  }
+  const param = registry.get(sourceType, referenceCode);
+  if (!param || param.type !== 'reference' || (param.targets.length > 0 && !param.targets.includes(resourceType))) {
+    ignored.push({ name, reason: `'${referenceCode}' of ${sourceType} is not a reference that can point to ${resourceType}` });
+    return undefined;
+  }
+  if (depth >= MAX_CHAIN_DEPTH) {
+    ignored.push({ name, reason: `Chains longer than ${MAX_CHAIN_DEPTH} links are not supported` });
+    return undefined;
+  }
+  const inner = parseCriterion(sourceType, innerName, rawValue, registry, options, ignored, depth + 1);
+  if (!inner) return undefined;
+  return { param, modifier: undefined, values: [], reverse: { sourceType, inner } };
+}
+
+/** `_include=Observation:subject[:Patient]`, also `*` (search.html#include). */
+function parseInclude(text: string, registry: SearchParameterRegistry, iterate: boolean,
+  ignored: IgnoredSearchParameter[], name: string): IncludeDirective[] {
+  const [sourceType, code, targetType] = text.split(':');
+  if (!sourceType || !code) {
+    ignored.push({ name, reason: `${name} needs the form SourceType:parameter[:TargetType]` });
+    return [];
+  }
+  const params = code === '*'
+    ? [...registry.forType(sourceType).values()].filter((p) => p.type === 'reference')
+    : [registry.get(sourceType, code)].filter((p): p is SearchParameterDefinition => p !== undefined);
+  const references = params.filter((p) => p.type === 'reference');
+  if (references.length === 0) {
+    ignored.push({ name, reason: `'${code}' is not a reference search parameter of ${sourceType}` });
+    return [];
+  }
+  return references.map((param) => ({ sourceType, param, targetType, iterate }));
 }
 
 function isSupportedModifier(param: SearchParameterDefinition, modifier: string): boolean {
@@ -223,8 +315,8 @@ function isSupportedModifier(param: SearchParameterDefinition, modifier: string)
   return SUPPORTED_MODIFIERS[param.type]?.includes(modifier) ?? false;
 }
 
-function applyControlParameter(query: SearchQuery, name: string, value: string, registry: SearchParameterRegistry,
-  options: SearchParseOptions, ignored: IgnoredSearchParameter[]): void {
+function applyControlParameter(query: SearchQuery, result: SearchResultOptions, name: string, value: string,
+  registry: SearchParameterRegistry, options: SearchParseOptions, ignored: IgnoredSearchParameter[]): void {
   switch (name) {
     case '_count':
       query.count = parseCount(value, options);
@@ -244,7 +336,23 @@ function applyControlParameter(query: SearchQuery, name: string, value: string, 
       break;
     case '_summary':
       if (value === 'count') query.countOnly = true;
-      else if (value !== 'false') ignored.push({ name, reason: `_summary=${value} is not supported; full resources returned` });
+      else if (['true', 'text', 'data', 'false'].includes(value)) result.summary = value as SummaryMode;
+      else throw badValue('_summary', value, 'true, text, data, count or false');
+      break;
+    case '_elements':
+      result.elements = value.split(',').map((e) => e.trim()).filter((e) => e !== '');
+      break;
+    case '_include':
+    case '_include:iterate':
+      result.include.push(...parseInclude(value, registry, name.endsWith(':iterate'), ignored, name));
+      break;
+    case '_revinclude':
+    case '_revinclude:iterate':
+      result.revinclude.push(...parseInclude(value, registry, name.endsWith(':iterate'), ignored, name));
+      break;
+    case '_snapshot':
+      if (!/^\d{1,15}$/.test(value)) throw badValue('_snapshot', value, 'the value from a paging link');
+      query.snapshot = value;
       break;
     default:
       break; // _format and _pretty are handled by the http layer

@@ -50,7 +50,28 @@ export interface SearchCriterion {
   values: SearchValue[];
   /** `:missing=true|false` */
   missing?: boolean;
+  /**
+   * Chained search (search.html#chaining), e.g. `subject:Patient.name=x`: `param` is the
+   * reference; it must point to a resource of one of these types that matches `inner`.
+   */
+  chain?: { resourceType: string; inner: SearchCriterion }[];
+  /**
+   * Reverse chaining (search.html#has), e.g. `_has:Observation:patient:code=x`: some resource
+   * of `sourceType` whose reference `param` points here matches `inner`.
+   */
+  reverse?: { sourceType: string; inner: SearchCriterion };
 }
+
+/** `_include` / `_revinclude` (search.html#include): `sourceType:param[:targetType]`. */
+export interface IncludeDirective {
+  sourceType: string;
+  param: SearchParameterDefinition;
+  targetType: string | undefined;
+  iterate: boolean;
+}
+
+/** `_summary` (search.html#summary) beyond `count`. */
+export type SummaryMode = 'true' | 'text' | 'data' | 'false';
 
 export interface SearchSortKey {
   param: SearchParameterDefinition;
@@ -69,6 +90,25 @@ export interface SearchQuery {
   total: TotalMode;
   /** `_summary=count`: only the total, no entries. */
   countOnly: boolean;
+  /**
+   * Paging snapshot: only resources that existed when the first page was served (an opaque
+   * store position), so pages do not shift while writes continue.
+   */
+  snapshot?: string;
+  /**
+   * Compartment search (`Patient/123/Observation`): the resource must reference the
+   * compartment owner through one of these reference parameters.
+   */
+  compartment?: { ownerType: string; ownerId: string; params: SearchParameterDefinition[] };
+}
+
+/** How the matched resources are shaped and what is added to them (not part of matching). */
+export interface SearchResultOptions {
+  include: IncludeDirective[];
+  revinclude: IncludeDirective[];
+  summary: SummaryMode;
+  /** `_elements`: top-level element names to keep. */
+  elements: string[] | undefined;
 }
 
 /** Parameters the parser did not use, reported in the search Bundle's OperationOutcome. */

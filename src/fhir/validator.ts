@@ -21,6 +21,7 @@
 import type { OutcomeIssue } from './fhir-error.js';
 import type { Resource } from './resource.js';
 import { loadOfficialDefinitions, officialResourceTypes } from './validation/definitions.js';
+import { ElementSummaries } from './result-shaping.js';
 import { isViolation, type SkippedConstraint } from './validation/constraint.js';
 import { ElementWalker, type PendingInvariant, type WalkResult } from './validation/element-walker.js';
 import { ProfileSet } from './validation/profiles.js';
@@ -51,6 +52,11 @@ export class ResourceValidator {
   readonly skippedInvariants: readonly SkippedConstraint[];
   /** Official error invariants fhirpath.js cannot run as written, enforced through a documented rewrite. */
   readonly correctedInvariants: readonly CorrectedConstraint[];
+  /**
+   * The summary and mandatory elements of each type, for `_summary` / `_elements`. Built here
+   * because this is where the official definitions are loaded, once.
+   */
+  readonly summaries: ElementSummaries;
 
   private constructor(
     resourceTypes: ReadonlySet<string>,
@@ -58,7 +64,9 @@ export class ResourceValidator {
     private readonly schema: SchemaValidator,
     private readonly profiles: ProfileSet,
     private readonly walker: ElementWalker,
+    summaries: ElementSummaries,
   ) {
+    this.summaries = summaries;
     this.resourceTypes = resourceTypes;
     this.skippedInvariants = registry.skipped;
     this.correctedInvariants = registry.corrected;
@@ -73,7 +81,8 @@ export class ResourceValidator {
     const profiles = ProfileSet.load(options.profilesDir, registry);
     const precompile = options.precompile === 'all' ? [...resourceTypes] : options.precompile ?? [...profiles.rootsByType.keys()];
     for (const type of precompile) schema.validatorFor(type);
-    return new ResourceValidator(resourceTypes, registry, schema, profiles, new ElementWalker(registry));
+    const summaries = ElementSummaries.fromStructureDefinitions(defs.resources.values());
+    return new ResourceValidator(resourceTypes, registry, schema, profiles, new ElementWalker(registry), summaries);
   }
 
   isKnownResourceType(type: string): boolean {

@@ -11,6 +11,7 @@ import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import type { BundleService } from '../services/bundle-service.js';
 import type { ResourceService } from '../services/resource-service.js';
+import type { SearchService } from '../services/search-service.js';
 import { resourceHandlers } from './handlers/resource-handlers.js';
 import { contentNegotiation } from './middleware/content-negotiation.js';
 import { errorHandler } from './middleware/error-handler.js';
@@ -21,6 +22,7 @@ import { readResourceBody, type BodyLimits } from './request-body.js';
 export interface AppDependencies {
   logger: Logger;
   resources: ResourceService;
+  search: SearchService;
   bundles: BundleService;
   capabilityStatement: (baseUrl: string) => Resource;
   limits: BodyLimits;
@@ -29,7 +31,7 @@ export interface AppDependencies {
 
 export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
-  const handlers = resourceHandlers(deps.resources, deps.limits);
+  const handlers = resourceHandlers(deps.resources, deps.search, deps.limits);
   const router = new Router({ prefix: '/fhir' });
 
   /**
@@ -69,6 +71,7 @@ export function createApp(deps: AppDependencies): Koa {
   route('/:type/:id/_history', { GET: handlers.instanceHistory });
   route('/:type/:id/_history/:vid', { GET: handlers.vread });
   route('/:type/:id/$validate', { POST: handlers.validate });
+  route('/:type/:id/:compartmentType', { GET: handlers.compartmentSearch });
 
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger));

@@ -9,11 +9,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FhirError, operationOutcome, type OutcomeIssue } from '../fhir/fhir-error.js';
-import { historyBundle, pagingLinks, searchsetBundle, statusLine, versionLocation, weakETag } from '../fhir/bundle-builders.js';
+import { historyBundle, pagingLinks, statusLine, versionLocation, weakETag } from '../fhir/bundle-builders.js';
 import { entryRequestOf, transactionOrder, type BundleEntryRequest } from '../fhir/bundle-plan.js';
 import type { Resource } from '../fhir/resource.js';
 import type { StoreReader, StoreTransaction } from '../store/store.js';
 import type { ResourceService, WriteResult } from './resource-service.js';
+import type { SearchService } from './search-service.js';
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
 
@@ -28,7 +29,7 @@ interface EntryResponse {
 }
 
 export class BundleService {
-  constructor(private readonly resources: ResourceService) {}
+  constructor(private readonly resources: ResourceService, private readonly search: SearchService) {}
 
   async process(bundle: Resource, options: BundleOptions): Promise<Resource> {
     if (bundle.resourceType !== 'Bundle') {
@@ -182,12 +183,10 @@ export class BundleService {
         const path = [target.resourceType, target.id, '_history'].filter((p) => p !== undefined).join('/');
         return ok(historyBundle(base, page.versions, page.total, pagingLinks(`${base}/${path}`, target.queryEntries, page.offset, page.count, page.versions.length, page.total)));
       }
-      case 'search': {
-        const parsed = this.resources.parseSearch(target.resourceType, target.queryEntries, { strict: false, baseUrl: base });
-        const page = await this.resources.search(parsed, reader);
-        const links = pagingLinks(`${base}/${target.resourceType}`, target.queryEntries, parsed.query.offset, parsed.query.count, page.versions.length, page.total);
-        return ok(searchsetBundle(base, page.versions, page.total, links, parsed.ignored));
-      }
+      case 'search':
+        return ok(await this.search.searchBundle({
+          resourceType: target.resourceType, entries: target.queryEntries, strict: false, baseUrl: base,
+        }, reader));
       default:
         throw FhirError.badRequest(`Unsupported GET in a bundle entry`, 'not-supported');
     }

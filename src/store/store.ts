@@ -34,6 +34,10 @@ export interface SearchPage {
   versions: StoredVersion[];
   /** Present when the query asked for a total (accurate or estimate). */
   total: number | undefined;
+  /** The paging snapshot to carry in paging links (the query's own, or a new one). */
+  snapshot: string;
+  /** Whether matches follow this page. */
+  hasMore: boolean;
 }
 
 export interface HistoryQuery {

@@ -83,11 +83,12 @@ describe('bundle-builders', () => {
   });
 
   describe('searchsetBundle', () => {
+    const asMatches = (versions: VersionView[]) => versions.map((v) => ({ version: v, resource: JSON.parse(v.json!), mode: 'match' as const }));
     const matches = [version('a', 2, { resourceType: 'Patient', id: 'a' }), version('b', 1, { resourceType: 'Patient', id: 'b' })];
     const links: BundleLink[] = [{ relation: 'self', url: SELF }];
 
     it('lists matches with fullUrl and search.mode match', () => {
-      const bundle = searchsetBundle(BASE, matches, 2, links, []) as any;
+      const bundle = searchsetBundle(BASE, asMatches(matches), 2, links, []) as any;
       expect(bundle).to.deep.include({ resourceType: 'Bundle', type: 'searchset', total: 2, link: links });
       expect(bundle.entry).to.deep.equal([
         { fullUrl: `${BASE}/Patient/a`, resource: { resourceType: 'Patient', id: 'a' }, search: { mode: 'match' } },
@@ -100,7 +101,7 @@ describe('bundle-builders', () => {
         { name: 'shoe-size', reason: "Unknown search parameter 'shoe-size' for Patient" },
         { name: 'name:above', reason: "Modifier ':above' is not supported" },
       ];
-      const bundle = searchsetBundle(BASE, matches, undefined, links, ignored) as any;
+      const bundle = searchsetBundle(BASE, asMatches(matches), undefined, links, ignored) as any;
       expect(bundle).to.not.have.property('total');
       expect(bundle.entry).to.have.length(3);
       const outcome = bundle.entry[2];

@@ -343,10 +343,14 @@ describe('search-query-parser', () => {
       expect(parse('Patient', [['_summary', 'count']]).query.countOnly).to.equal(true);
     });
 
-    it('_summary=text is reported as ignored', () => {
-      const { query, ignored } = parse('Patient', [['_summary', 'text']]);
-      expect(query.countOnly).to.equal(false);
-      expect(ignored.map((i) => i.name)).to.deep.equal(['_summary']);
+    it('_summary=text|true|data shape results; an unknown _summary value is a 400', () => {
+      for (const mode of ['text', 'true', 'data'] as const) {
+        const { query, result, ignored } = parse('Patient', [['_summary', mode]]);
+        expect(query.countOnly).to.equal(false);
+        expect(result.summary).to.equal(mode);
+        expect(ignored).to.deep.equal([]);
+      }
+      expect(() => parse('Patient', [['_summary', 'bogus']])).to.throw(FhirError).with.property('status', 400);
     });
 
     it('_format and _pretty are neither criteria nor ignored', () => {

@@ -36,6 +36,8 @@ export interface ElementDefinition {
   min?: number;
   max?: string;
   contentReference?: string;
+  /** R4 ElementDefinition.isSummary: part of `_summary=true` (search.html#summary). */
+  isSummary?: boolean;
   type?: { code: string; profile?: string[] }[];
   constraint?: ConstraintDefinition[];
 }

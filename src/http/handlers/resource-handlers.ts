@@ -4,8 +4,9 @@
  */
 import type { Context } from 'koa';
 import { FhirError, operationOutcome } from '../../fhir/fhir-error.js';
-import { historyBundle, pagingLinks, searchsetBundle } from '../../fhir/bundle-builders.js';
+import { historyBundle, pagingLinks } from '../../fhir/bundle-builders.js';
 import type { ResourceService } from '../../services/resource-service.js';
+import type { SearchService } from '../../services/search-service.js';
 import {
   fhirBaseUrl, preferences, sendJson, sendVersion, sendWriteResult,
 } from '../fhir-response.js';
@@ -27,21 +28,18 @@ function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-export function resourceHandlers(service: ResourceService, limits: BodyLimits) {
+export function resourceHandlers(service: ResourceService, search: SearchService, limits: BodyLimits) {
   const typeOf = (ctx: Context): string => {
     const type = ctx.params.type as string;
     service.assertKnownType(type);
     return type;
   };
 
-  async function runSearch(ctx: Context, resourceType: string | null, entries: [string, string][]): Promise<void> {
-    const baseUrl = fhirBaseUrl(ctx);
-    const parsed = service.parseSearch(resourceType, entries, { strict: preferences(ctx).strict, baseUrl });
-    const page = await service.search(parsed);
-    const selfBase = resourceType ? `${baseUrl}/${resourceType}` : baseUrl;
-    const { count, offset } = parsed.query;
-    const links = pagingLinks(selfBase, entries, offset, parsed.query.countOnly ? 0 : count, page.versions.length, page.total);
-    sendJson(ctx, 200, searchsetBundle(baseUrl, page.versions, page.total, links, parsed.ignored));
+  async function runSearch(ctx: Context, resourceType: string | null, entries: [string, string][],
+    compartment?: { ownerType: string; ownerId: string }): Promise<void> {
+    sendJson(ctx, 200, await search.searchBundle({
+      resourceType, entries, strict: preferences(ctx).strict, baseUrl: fhirBaseUrl(ctx), ...(compartment ? { compartment } : {}),
+    }));
   }
 
   async function runHistory(ctx: Context, resourceType?: string, id?: string): Promise<void> {
@@ -118,6 +116,15 @@ export function resourceHandlers(service: ResourceService, limits: BodyLimits) {
     async searchPost(ctx: Context): Promise<void> {
       const type = typeOf(ctx);
       await runSearch(ctx, type, [...queryEntries(ctx), ...(await readFormBody(ctx, limits))]);
+    },
+
+    /** Compartment search, R4 http.html#search: `GET Patient/{id}/Observation`. */
+    async compartmentSearch(ctx: Context): Promise<void> {
+      const ownerType = typeOf(ctx);
+      service.assertValidId(ctx.params.id!);
+      const type = ctx.params.compartmentType!;
+      service.assertKnownType(type);
+      await runSearch(ctx, type, queryEntries(ctx), { ownerType, ownerId: ctx.params.id! });
     },
 
     async systemSearch(ctx: Context): Promise<void> {

@@ -81,93 +81,141 @@ function numberPredicate(value: RangeSearchValue, valueCol: string): SqlFragment
 }
 
 /** The predicate one OR-value puts on one index row `i`. */
-function valuePredicate(type: SearchParamType, modifier: string | undefined, value: SearchValue): SqlFragment {
+function valuePredicate(type: SearchParamType, modifier: string | undefined, value: SearchValue, i: string): SqlFragment {
   switch (value.kind) {
     case 'token': {
       if (modifier === 'text') {
-        return { sql: `i.text LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.code ?? '')}%`] };
+        return { sql: `${i}.text LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.code ?? '')}%`] };
       }
       const parts: string[] = [];
       const params: unknown[] = [];
-      if (value.code !== undefined) { parts.push('i.code = ?'); params.push(value.code); }
-      if (value.system === null) parts.push('i.system IS NULL');
-      else if (value.system !== undefined) { parts.push('i.system = ?'); params.push(value.system); }
+      if (value.code !== undefined) { parts.push(`${i}.code = ?`); params.push(value.code); }
+      if (value.system === null) parts.push(`${i}.system IS NULL`);
+      else if (value.system !== undefined) { parts.push(`${i}.system = ?`); params.push(value.system); }
       return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
     }
     case 'string': {
-      if (modifier === 'exact') return { sql: 'i.raw = ?', params: [value.raw] };
+      if (modifier === 'exact') return { sql: `${i}.raw = ?`, params: [value.raw] };
       if (modifier === 'contains') {
-        return { sql: `i.value LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.folded)}%`] };
+        return { sql: `${i}.value LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.folded)}%`] };
       }
       // search.html#string: default match is "starts with", case- and accent-insensitive;
       // written as a range so the (pid, value) index serves it.
-      return { sql: '(i.value >= ? AND i.value < ?)', params: [value.folded, `${value.folded}\uffff`] };
+      return { sql: `(${i}.value >= ? AND ${i}.value < ?)`, params: [value.folded, `${value.folded}\uffff`] };
     }
     case 'range': {
-      if (type === 'date') return dateRangePredicate(value, 'i.low', 'i.high');
-      const numeric = numberPredicate(value, 'i.value');
+      if (type === 'date') return dateRangePredicate(value, `${i}.low`, `${i}.high`);
+      const numeric = numberPredicate(value, `${i}.value`);
       if (type !== 'quantity') return numeric;
       const parts = [numeric.sql];
       const params = [...numeric.params];
-      if (value.code !== undefined) { parts.push('i.code = ?'); params.push(value.code); }
-      if (value.system !== undefined && value.system !== null) { parts.push('i.system = ?'); params.push(value.system); }
+      if (value.code !== undefined) { parts.push(`${i}.code = ?`); params.push(value.code); }
+      if (value.system !== undefined && value.system !== null) { parts.push(`${i}.system = ?`); params.push(value.system); }
       return { sql: `(${parts.join(' AND ')})`, params };
     }
     case 'reference': {
       const parts: string[] = [];
       const params: unknown[] = [];
       if (value.url !== undefined) {
-        parts.push('i.url = ?');
+        parts.push(`${i}.url = ?`);
         params.push(value.url);
       } else {
-        if (value.targetId !== undefined) { parts.push('i.target_id = ?'); params.push(value.targetId); }
-        if (value.targetType !== undefined) { parts.push('i.target_type = ?'); params.push(value.targetType); }
+        if (value.targetId !== undefined) { parts.push(`${i}.target_id = ?`); params.push(value.targetId); }
+        if (value.targetType !== undefined) { parts.push(`${i}.target_type = ?`); params.push(value.targetType); }
       }
       return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
     }
     case 'uri': {
       if (modifier === 'below') {
-        return { sql: `i.value LIKE ? ESCAPE '\\'`, params: [`${likeEscape(value.value)}%`] };
+        return { sql: `${i}.value LIKE ? ESCAPE '\\'`, params: [`${likeEscape(value.value)}%`] };
       }
-      return { sql: 'i.value = ?', params: [value.value] };
+      return { sql: `${i}.value = ?`, params: [value.value] };
     }
   }
 }
 
+/** Where a criterion is applied: the alias of the resources row and its type. */
+interface CriterionScope {
+  /** Alias of the `resources` row the criterion constrains. */
+  r: string;
+  resourceType: string | null;
+  /** Nesting depth, to give nested subqueries their own aliases. */
+  depth: number;
+}
+
 /** Criteria on the resources table's own columns: `_id` and `_lastUpdated`. */
-function columnCriterion(criterion: SearchCriterion): SqlFragment | undefined {
+function columnCriterion(criterion: SearchCriterion, r: string): SqlFragment | undefined {
   const code = criterion.param.code;
   if (code === '_id') {
     const ids = criterion.values.flatMap((v) => (v.kind === 'token' && v.code !== undefined ? [v.code] : []));
-    const sql = `r.id IN (${ids.map(() => '?').join(', ')})`;
+    const sql = `${r}.id IN (${ids.map(() => '?').join(', ')})`;
     return criterion.modifier === 'not' ? { sql: `NOT ${sql}`, params: ids } : { sql, params: ids };
   }
   if (code === '_lastUpdated') {
-    const ors = criterion.values.map((v) => dateRangePredicate(v as RangeSearchValue, 'r.last_updated', '(r.last_updated + 1)'));
+    const ors = criterion.values.map((v) => dateRangePredicate(v as RangeSearchValue, `${r}.last_updated`, `(${r}.last_updated + 1)`));
     return { sql: `(${ors.map((o) => o.sql).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
   }
   return undefined;
 }
 
-function criterionSql(query: SearchQuery, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
-  const column = columnCriterion(criterion);
+/**
+ * search.html#chaining: the reference must point to a live resource of one of the chain's
+ * types that matches the inner criterion; written as `target_id IN (…)` per type so the
+ * (pid, target_id, target_type) index serves it.
+ */
+function chainSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
+  const i = `i${scope.depth}`;
+  const t = `t${scope.depth}`;
+  const pid = paramId(scope.resourceType, criterion.param.code);
+  const ors: SqlFragment[] = criterion.chain!.map(({ resourceType, inner }) => {
+    const innerSql = criterionSql({ r: t, resourceType, depth: scope.depth + 1 }, inner, paramId);
+    return {
+      sql: `(${i}.target_type = ? AND ${i}.target_id IN (SELECT ${t}.id FROM resources ${t} WHERE ${t}.type = ? AND ${t}.deleted = 0 AND ${innerSql.sql}))`,
+      params: [resourceType, resourceType, ...innerSql.params],
+    };
+  });
+  return {
+    sql: `${scope.r}.rid IN (SELECT ${i}.rid FROM idx_reference ${i} WHERE ${i}.pid ${pid.sql} AND (${ors.map((o) => o.sql).join(' OR ')}))`,
+    params: [...pid.params, ...ors.flatMap((o) => o.params)],
+  };
+}
+
+/** search.html#has: some live resource of the source type references this one and matches. */
+function reverseChainSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
+  const { sourceType, inner } = criterion.reverse!;
+  const i = `i${scope.depth}`;
+  const s = `s${scope.depth}`;
+  const pid = paramId(sourceType, criterion.param.code);
+  const innerSql = criterionSql({ r: s, resourceType: sourceType, depth: scope.depth + 1 }, inner, paramId);
+  return {
+    sql: `${scope.r}.id IN (SELECT ${i}.target_id FROM idx_reference ${i} JOIN resources ${s} ON ${s}.rid = ${i}.rid
+          WHERE ${i}.pid ${pid.sql} AND ${i}.target_type = ${scope.r}.type AND ${s}.deleted = 0 AND ${innerSql.sql})`,
+    params: [...pid.params, ...innerSql.params],
+  };
+}
+
+function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
+  if (criterion.chain) return chainSql(scope, criterion, paramId);
+  if (criterion.reverse) return reverseChainSql(scope, criterion, paramId);
+  const column = columnCriterion(criterion, scope.r);
   if (column) return column;
   const table = TABLE_OF_TYPE[criterion.param.type];
   if (!table) {
     throw FhirError.notSupported(`Search parameter type ${criterion.param.type} (${criterion.param.code}) is not supported`);
   }
-  const pid = paramId(query.resourceType, criterion.param.code);
+  const i = `i${scope.depth}`;
+  const pid = paramId(scope.resourceType, criterion.param.code);
   if (criterion.missing !== undefined) {
-    const exists = `r.rid IN (SELECT i.rid FROM ${table} i WHERE i.pid ${pid.sql})`;
+    const exists = `${scope.r}.rid IN (SELECT ${i}.rid FROM ${table} ${i} WHERE ${i}.pid ${pid.sql})`;
     return { sql: criterion.missing ? `NOT ${exists}` : exists, params: pid.params };
   }
-  const ors = criterion.values.map((v) => valuePredicate(criterion.param.type, criterion.modifier, v));
-  const inner = `SELECT i.rid FROM ${table} i WHERE i.pid ${pid.sql} AND (${ors.map((o) => o.sql).join(' OR ')})`;
+  const ors = criterion.values.map((v) => valuePredicate(criterion.param.type, criterion.modifier, v, i));
+  const inner = `SELECT ${i}.rid FROM ${table} ${i} WHERE ${i}.pid ${pid.sql} AND (${ors.map((o) => o.sql).join(' OR ')})`;
   const params = [...pid.params, ...ors.flatMap((o) => o.params)];
   // search.html#modifiers :not — resources that have no matching value, including those
   // that have no value at all.
-  if (criterion.modifier === 'not') return { sql: `r.rid NOT IN (${inner})`, params };
-  return { sql: `r.rid IN (${inner})`, params };
+  if (criterion.modifier === 'not') return { sql: `${scope.r}.rid NOT IN (${inner})`, params };
+  return { sql: `${scope.r}.rid IN (${inner})`, params };
 }
 
 function sortSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
@@ -198,8 +246,16 @@ export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql): SqlFrag
   const parts = ['r.deleted = 0'];
   const params: unknown[] = [];
   if (query.resourceType !== null) { parts.push('r.type = ?'); params.push(query.resourceType); }
+  // Paging snapshot: resources created after the first page (higher rid) stay out of later pages.
+  if (query.snapshot !== undefined) { parts.push('r.rid <= ?'); params.push(Number(query.snapshot)); }
+  if (query.compartment) {
+    const { ownerType, ownerId, params: links } = query.compartment;
+    const pids = links.map((p) => paramId(query.resourceType, p.code));
+    parts.push(`r.rid IN (SELECT c.rid FROM idx_reference c WHERE c.target_type = ? AND c.target_id = ? AND (${pids.map((p) => `c.pid ${p.sql}`).join(' OR ')}))`);
+    params.push(ownerType, ownerId, ...pids.flatMap((p) => p.params));
+  }
   for (const criterion of query.criteria) {
-    const c = criterionSql(query, criterion, paramId);
+    const c = criterionSql({ r: 'r', resourceType: query.resourceType, depth: 0 }, criterion, paramId);
     parts.push(c.sql);
     params.push(...c.params);
   }
@@ -213,7 +269,8 @@ export function searchPageSql(query: SearchQuery, paramId: ParamIdSql): SqlFragm
     sql: `SELECT r.type, r.id, r.version_id, r.last_updated, r.deleted, v.content
           FROM resources r JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id
           WHERE ${where.sql} ORDER BY ${order.sql} LIMIT ? OFFSET ?`,
-    params: [...where.params, ...order.params, query.count, query.offset],
+    // One row more than the page: whether it comes back tells if there is a next page.
+    params: [...where.params, ...order.params, query.count + 1, query.offset],
   };
 }
 

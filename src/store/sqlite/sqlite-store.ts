@@ -106,17 +106,25 @@ class SqliteReader implements StoreReader {
   }
 
   async search(query: SearchQuery): Promise<SearchPage> {
+    // The first page fixes the snapshot: the highest rid now; later pages see nothing newer.
+    if (query.snapshot === undefined) {
+      const max = (this.statements.get('SELECT coalesce(max(rid), 0) AS m FROM resources').get() as { m: number }).m;
+      query = { ...query, snapshot: String(max) };
+    }
     let versions: StoredVersion[] = [];
+    let hasMore = false;
     if (!query.countOnly && query.count > 0) {
       const page = searchPageSql(query, this.paramIdSql);
       versions = (this.statements.get(page.sql).all(...page.params) as Row[]).map(toStoredVersion);
+      hasMore = versions.length > query.count;
+      if (hasMore) versions.pop();
     }
     let total: number | undefined;
     if (query.total !== 'none' || query.countOnly) {
       const count = searchCountSql(query, this.paramIdSql);
       total = (this.statements.get(count.sql).get(...count.params) as { n: number }).n;
     }
-    return { versions, total };
+    return { versions, total, snapshot: query.snapshot!, hasMore };
   }
 
   async history(query: HistoryQuery): Promise<HistoryPage> {

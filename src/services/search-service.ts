@@ -1,0 +1,131 @@
+/**
+ * Search as the client sees it (FHIR R4 search.html): the matches from the store, the
+ * resources `_include` / `_revinclude` add to them, compartment search, and the result
+ * shaping of `_summary` / `_elements`, assembled into a searchset Bundle.
+ */
+import { FhirError } from '../fhir/fhir-error.js';
+import { pagingLinks, searchsetBundle, type SearchsetEntry } from '../fhir/bundle-builders.js';
+import { patientCompartmentParams } from '../fhir/patient-compartment.js';
+import type { Resource } from '../fhir/resource.js';
+import { shapeResource, type ElementSummaries } from '../fhir/result-shaping.js';
+import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
+import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
+import type { ParsedSearch } from '../fhir/search-query-parser.js';
+import type { IncludeDirective, SearchQuery } from '../fhir/search-query.js';
+import type { StoredVersion, StoreReader } from '../store/store.js';
+import type { ResourceService } from './resource-service.js';
+
+export interface SearchRequest {
+  resourceType: string | null;
+  entries: [string, string][];
+  strict: boolean;
+  baseUrl: string;
+  /** Compartment search: `Patient/{id}/{type}`. */
+  compartment?: { ownerType: string; ownerId: string };
+}
+
+/** Upper bound of resources `_include`/`_revinclude` add to one page. */
+const MAX_INCLUDED = 1000;
+/** `:iterate` rounds (search.html#revinclude: servers may limit iteration). */
+const MAX_ITERATIONS = 3;
+
+export class SearchService {
+  constructor(
+    private readonly resources: ResourceService,
+    private readonly registry: SearchParameterRegistry,
+    private readonly extractor: SearchIndexExtractor,
+    private readonly summaries: ElementSummaries,
+  ) {}
+
+  async searchBundle(request: SearchRequest, reader?: StoreReader): Promise<Resource> {
+    const parsed = this.resources.parseSearch(request.resourceType, request.entries, { strict: request.strict, baseUrl: request.baseUrl });
+    if (request.compartment) this.restrictToCompartment(parsed.query, request.compartment);
+    const page = await this.resources.search(parsed, reader);
+    const included = parsed.query.countOnly ? [] : await this.included(page.versions, parsed, reader ?? this.resources.storeForTransactions);
+
+    const { baseUrl } = request;
+    const selfBase = request.compartment
+      ? `${baseUrl}/${request.compartment.ownerType}/${request.compartment.ownerId}/${request.resourceType}`
+      : request.resourceType ? `${baseUrl}/${request.resourceType}` : baseUrl;
+    const linkEntries = [...request.entries.filter(([n]) => n !== '_snapshot'), ['_snapshot', page.snapshot] as [string, string]];
+    const { count, offset } = parsed.query;
+    const links = pagingLinks(selfBase, linkEntries, offset, parsed.query.countOnly ? 0 : count, page.versions.length, page.total, page.hasMore);
+    const shape = (v: StoredVersion): Resource =>
+      shapeResource(JSON.parse(v.json!) as Resource, parsed.result.summary, parsed.result.elements, this.summaries);
+    const entries: SearchsetEntry[] = [
+      ...page.versions.map((v) => ({ version: v, resource: shape(v), mode: 'match' as const })),
+      ...included.map((v) => ({ version: v, resource: shape(v), mode: 'include' as const })),
+    ];
+    return searchsetBundle(baseUrl, entries, page.total, links, parsed.ignored);
+  }
+
+  /** R4 http.html#search compartments: `Patient/{id}/Observation`. */
+  private restrictToCompartment(query: SearchQuery, compartment: { ownerType: string; ownerId: string }): void {
+    if (compartment.ownerType !== 'Patient') throw FhirError.notSupported('Only the Patient compartment is supported', 404);
+    const type = query.resourceType!;
+    const params = patientCompartmentParams(type)
+      .map((code) => this.registry.get(type, code))
+      .filter((p): p is NonNullable<typeof p> => p !== undefined && p.type === 'reference');
+    if (params.length === 0) throw FhirError.badRequest(`${type} is not in the Patient compartment`, 'not-supported');
+    query.compartment = { ...compartment, params };
+  }
+
+  /** search.html#include and #revinclude, with `:iterate` up to MAX_ITERATIONS rounds. */
+  private async included(matches: StoredVersion[], parsed: ParsedSearch, reader: StoreReader): Promise<StoredVersion[]> {
+    const { include, revinclude } = parsed.result;
+    if (include.length === 0 && revinclude.length === 0) return [];
+    const seen = new Set(matches.map((v) => `${v.resourceType}/${v.id}`));
+    const added: StoredVersion[] = [];
+    let frontier = matches;
+    for (let round = 0; round < MAX_ITERATIONS && frontier.length > 0 && added.length < MAX_INCLUDED; round++) {
+      const next: StoredVersion[] = [];
+      const keep = (v: StoredVersion) => {
+        const key = `${v.resourceType}/${v.id}`;
+        if (seen.has(key) || v.deleted || added.length + next.length >= MAX_INCLUDED) return;
+        seen.add(key);
+        next.push(v);
+      };
+      for (const directive of include.filter((d) => round === 0 || d.iterate)) {
+        for (const v of await this.forwardIncludes(directive, frontier, reader)) keep(v);
+      }
+      for (const directive of revinclude.filter((d) => round === 0 || d.iterate)) {
+        for (const v of await this.reverseIncludes(directive, frontier, reader)) keep(v);
+      }
+      added.push(...next);
+      frontier = next;
+    }
+    return added;
+  }
+
+  /** The resources that `directive.param` of the frontier's resources points to. */
+  private async forwardIncludes(directive: IncludeDirective, frontier: StoredVersion[], reader: StoreReader): Promise<StoredVersion[]> {
+    const found: StoredVersion[] = [];
+    for (const source of frontier) {
+      if (source.resourceType !== directive.sourceType || !source.json) continue;
+      const entries = this.extractor.extract(JSON.parse(source.json) as Resource);
+      for (const entry of entries) {
+        if (entry.kind !== 'reference' || entry.param !== directive.param.code || !entry.targetType || !entry.targetId) continue;
+        if (directive.targetType !== undefined && entry.targetType !== directive.targetType) continue;
+        const target = await reader.readCurrent(entry.targetType, entry.targetId);
+        if (target && !target.deleted) found.push(target);
+      }
+    }
+    return found;
+  }
+
+  /** The resources of `directive.sourceType` whose `directive.param` points to the frontier. */
+  private async reverseIncludes(directive: IncludeDirective, frontier: StoredVersion[], reader: StoreReader): Promise<StoredVersion[]> {
+    const targets = frontier.filter((v) => directive.targetType === undefined || v.resourceType === directive.targetType);
+    if (targets.length === 0) return [];
+    const query: SearchQuery = {
+      resourceType: directive.sourceType,
+      criteria: [{
+        param: directive.param,
+        modifier: undefined,
+        values: targets.map((v) => ({ kind: 'reference' as const, targetType: v.resourceType, targetId: v.id, url: undefined })),
+      }],
+      sort: [], count: MAX_INCLUDED, offset: 0, total: 'none', countOnly: false,
+    };
+    return (await reader.search(query)).versions;
+  }
+}

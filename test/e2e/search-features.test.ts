@@ -1,0 +1,107 @@
+/**
+ * Search beyond single parameters (FHIR R4 search.html): chaining, reverse chaining (_has),
+ * _include / _revinclude (:iterate), compartment search, _summary, _elements, and paging that
+ * stays consistent while writes continue. Every query is also run as POST _search.
+ */
+import { expect } from 'chai';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+describe('search features (e2e)', () => {
+  let server: TestServer;
+  const ids: Record<string, string> = {};
+
+  const create = async (body: Record<string, unknown>) => {
+    const res = await server.request('POST', `/fhir/${String(body.resourceType)}`, { body });
+    expect(res.status, res.text).to.equal(201);
+    return res.json.id as string;
+  };
+
+  /** GET and POST _search must agree; returns the bundle of the GET. */
+  const search = async (type: string, query: string) => {
+    const get = await server.request('GET', `/fhir/${type}?${query}`);
+    expect(get.status, get.text).to.equal(200);
+    const post = await server.request('POST', `/fhir/${type}/_search`, { body: query, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const key = (b: any) => (b.entry ?? []).map((e: any) => `${e.search.mode}:${e.resource.resourceType}/${e.resource.id}`).sort();
+    expect(key(post.json)).to.deep.equal(key(get.json));
+    return get.json;
+  };
+  const matchIds = (bundle: any) => (bundle.entry ?? []).filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource.id).sort();
+  const includeKeys = (bundle: any) => (bundle.entry ?? []).filter((e: any) => e.search.mode === 'include').map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
+
+  before(async () => {
+    server = await startTestServer();
+    ids.org = await create({ resourceType: 'Organization', name: 'Mercy Clinic' });
+    ids.ada = await create({ resourceType: 'Patient', name: [{ family: 'Lovelace', given: ['Ada'] }], birthDate: '1815-12-10', managingOrganization: { reference: `Organization/${ids.org}` } });
+    ids.alan = await create({ resourceType: 'Patient', name: [{ family: 'Turing', given: ['Alan'] }], birthDate: '1912-06-23' });
+    const obs = (patient: string, code: string, value: number) => ({
+      resourceType: 'Observation', status: 'final', subject: { reference: `Patient/${patient}` },
+      code: { coding: [{ system: 'http://loinc.org', code }] }, valueQuantity: { value, system: 'http://unitsofmeasure.org', code: 'mg/dL' },
+    });
+    ids.adaGlucose = await create(obs(ids.ada!, '2339-0', 180));
+    ids.adaWeight = await create(obs(ids.ada!, '29463-7', 60));
+    ids.alanGlucose = await create(obs(ids.alan!, '2339-0', 90));
+    ids.risk = await create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${ids.ada}` }, prediction: [{ probabilityDecimal: 0.8 }], basis: [{ reference: `Observation/${ids.adaGlucose}` }] });
+  });
+  after(async () => server.stop());
+
+  it('chains on a reference: subject.name, subject:Patient.birthdate, two links deep', async () => {
+    expect(matchIds(await search('Observation', 'subject.name=lovelace'))).to.deep.equal([ids.adaGlucose, ids.adaWeight].sort());
+    expect(matchIds(await search('Observation', 'subject:Patient.birthdate=lt1900&code=http://loinc.org|2339-0'))).to.deep.equal([ids.adaGlucose]);
+    expect(matchIds(await search('Observation', 'subject:Patient.organization.name=mercy'))).to.deep.equal([ids.adaGlucose, ids.adaWeight].sort());
+    expect(matchIds(await search('Observation', 'subject.name=nobody'))).to.deep.equal([]);
+  });
+
+  it('reverse-chains with _has', async () => {
+    expect(matchIds(await search('Patient', '_has:Observation:patient:code=http://loinc.org|2339-0'))).to.deep.equal([ids.ada, ids.alan].sort());
+    expect(matchIds(await search('Patient', '_has:Observation:patient:value-quantity=gt100'))).to.deep.equal([ids.ada]);
+    expect(matchIds(await search('Patient', '_has:RiskAssessment:subject:probability=gt0.5'))).to.deep.equal([ids.ada]);
+  });
+
+  it('_include adds the referenced resources, _revinclude the referring ones, :iterate goes on', async () => {
+    const inc = await search('Observation', `_id=${ids.adaGlucose}&_include=Observation:subject`);
+    expect(matchIds(inc)).to.deep.equal([ids.adaGlucose]);
+    expect(includeKeys(inc)).to.deep.equal([`Patient/${ids.ada}`]);
+    const rev = await search('Patient', `_id=${ids.ada}&_revinclude=Observation:subject`);
+    expect(includeKeys(rev)).to.deep.equal([`Observation/${ids.adaGlucose}`, `Observation/${ids.adaWeight}`].sort());
+    const iter = await search('RiskAssessment', `_id=${ids.risk}&_include=RiskAssessment:subject&_include:iterate=Patient:organization`);
+    expect(includeKeys(iter)).to.deep.equal([`Organization/${ids.org}`, `Patient/${ids.ada}`].sort());
+  });
+
+  it('compartment search: Patient/{id}/Observation', async () => {
+    const res = await server.request('GET', `/fhir/Patient/${ids.ada}/Observation?code=http://loinc.org|2339-0`);
+    expect(res.status).to.equal(200);
+    expect(matchIds(res.json)).to.deep.equal([ids.adaGlucose]);
+    const all = await server.request('GET', `/fhir/Patient/${ids.alan}/Observation`);
+    expect(matchIds(all.json)).to.deep.equal([ids.alanGlucose]);
+    expect(all.json.link[0].url).to.contain(`/Patient/${ids.alan}/Observation`);
+    expect((await server.request('GET', `/fhir/Patient/${ids.ada}/Organization`)).status).to.equal(400);
+  });
+
+  it('_summary and _elements subset the resources and tag them SUBSETTED', async () => {
+    const summary = await search('Patient', `_id=${ids.ada}&_summary=true`);
+    const patient = summary.entry[0].resource;
+    expect(patient.name).to.deep.equal([{ family: 'Lovelace', given: ['Ada'] }]);
+    expect(patient.meta.tag).to.deep.include({ system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' });
+    const elements = await search('Observation', `_id=${ids.adaGlucose}&_elements=code`);
+    const obs = elements.entry[0].resource;
+    expect(obs.code).to.not.equal(undefined);
+    expect(obs.status).to.equal('final'); // mandatory elements stay (search.html#elements)
+    expect(obs.valueQuantity).to.equal(undefined);
+    expect(obs.subject).to.equal(undefined);
+    const count = await search('Observation', '_summary=count');
+    expect(count.total).to.equal(3);
+    expect(count.entry).to.equal(undefined);
+  });
+
+  it('pages stay consistent while new resources are written between pages', async () => {
+    for (let i = 0; i < 6; i++) await create({ resourceType: 'Organization', name: `Paging ${i}` });
+    const first = await search('Organization', 'name=paging&_count=3');
+    const next = first.link.find((l: any) => l.relation === 'next').url as string;
+    expect(next).to.match(/_snapshot=\d+/);
+    for (let i = 0; i < 4; i++) await create({ resourceType: 'Organization', name: `Paging late ${i}` });
+    const second = await server.request('GET', next.replace(/^https?:\/\/[^/]+/, ''));
+    const seen = [...matchIds(first), ...matchIds(second.json)];
+    expect(new Set(seen).size).to.equal(6);
+    expect(second.json.link.find((l: any) => l.relation === 'next')).to.equal(undefined);
+  });
+});
