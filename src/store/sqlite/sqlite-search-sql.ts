@@ -194,7 +194,16 @@ function reverseChainSql(scope: CriterionScope, criterion: SearchCriterion, para
   };
 }
 
-function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
+/**
+ * How an index criterion is joined to its resources row. `drive`: `rid IN (subquery)`, which
+ * SQLite answers by walking the subquery's rows and looking each rid up: right for the one most
+ * selective criterion. `filter`: a correlated `EXISTS` probed through the (rid) index for each
+ * candidate row: right for every other criterion, which would otherwise be materialized whole
+ * (a million-row `code=` subquery for a query that a patient reference narrows to 100 rows).
+ */
+type JoinMode = 'drive' | 'filter';
+
+function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql, mode: JoinMode = 'drive'): SqlFragment {
   if (criterion.chain) return chainSql(scope, criterion, paramId);
   if (criterion.reverse) return reverseChainSql(scope, criterion, paramId);
   const column = columnCriterion(criterion, scope.r);
@@ -205,17 +214,40 @@ function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId
   }
   const i = `i${scope.depth}`;
   const pid = paramId(scope.resourceType, criterion.param.code);
+  // INDEXED BY the (rid) index: without statistics SQLite prefers the (pid, value) index, which
+  // would scan every row with the value for each candidate instead of the candidate's few rows.
+  const exists = (condition: string) =>
+    `EXISTS (SELECT 1 FROM ${table} ${i} INDEXED BY ${table}_rid WHERE ${i}.rid = ${scope.r}.rid AND ${i}.pid ${pid.sql}${condition})`;
   if (criterion.missing !== undefined) {
-    const exists = `${scope.r}.rid IN (SELECT ${i}.rid FROM ${table} ${i} WHERE ${i}.pid ${pid.sql})`;
-    return { sql: criterion.missing ? `NOT ${exists}` : exists, params: pid.params };
+    return { sql: criterion.missing ? `NOT ${exists('')}` : exists(''), params: pid.params };
   }
   const ors = criterion.values.map((v) => valuePredicate(criterion.param.type, criterion.modifier, v, i));
-  const inner = `SELECT ${i}.rid FROM ${table} ${i} WHERE ${i}.pid ${pid.sql} AND (${ors.map((o) => o.sql).join(' OR ')})`;
+  const condition = ` AND (${ors.map((o) => o.sql).join(' OR ')})`;
   const params = [...pid.params, ...ors.flatMap((o) => o.params)];
   // search.html#modifiers :not — resources that have no matching value, including those
   // that have no value at all.
-  if (criterion.modifier === 'not') return { sql: `${scope.r}.rid NOT IN (${inner})`, params };
-  return { sql: `${scope.r}.rid IN (${inner})`, params };
+  if (criterion.modifier === 'not') return { sql: `NOT ${exists(condition)}`, params };
+  if (mode === 'filter') return { sql: exists(condition), params };
+  return { sql: `${scope.r}.rid IN (SELECT ${i}.rid FROM ${table} ${i} WHERE ${i}.pid ${pid.sql}${condition})`, params };
+}
+
+/**
+ * A guess of how few rows a criterion matches, without statistics: references and ids name
+ * single resources, identifiers and exact strings nearly so; codes and dates match many.
+ * Lower is more selective. Criteria that cannot drive (negations, :missing) get Infinity.
+ */
+function selectivityRank(criterion: SearchCriterion): number {
+  if (criterion.modifier === 'not' || criterion.missing !== undefined || criterion.chain || criterion.reverse) return Infinity;
+  if (criterion.param.code === '_id') return 0;
+  if (criterion.param.code === '_lastUpdated') return Infinity;
+  switch (criterion.param.type) {
+    case 'reference': return 1;
+    case 'token': return criterion.param.code.includes('identifier') ? 1 : 5;
+    case 'string': return criterion.modifier === 'exact' ? 2 : 3;
+    case 'uri': return 4;
+    case 'date': return 6;
+    default: return 7;
+  }
 }
 
 function sortSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
@@ -245,7 +277,10 @@ function sortSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
 export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
   const parts = ['r.deleted = 0'];
   const params: unknown[] = [];
-  if (query.resourceType !== null) { parts.push('r.type = ?'); params.push(query.resourceType); }
+  // `+r.type`: the unary plus keeps SQLite from driving the query by the (type, last_updated)
+  // index when a criterion can drive it by rid (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
+  const hasDriver = query.criteria.some((c) => selectivityRank(c) !== Infinity) || query.compartment !== undefined;
+  if (query.resourceType !== null) { parts.push(hasDriver ? '+r.type = ?' : 'r.type = ?'); params.push(query.resourceType); }
   // Paging snapshot: resources created after the first page (higher rid) stay out of later pages.
   if (query.snapshot !== undefined) { parts.push('r.rid <= ?'); params.push(Number(query.snapshot)); }
   if (query.compartment) {
@@ -254,8 +289,12 @@ export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql): SqlFrag
     parts.push(`r.rid IN (SELECT c.rid FROM idx_reference c WHERE c.target_type = ? AND c.target_id = ? AND (${pids.map((p) => `c.pid ${p.sql}`).join(' OR ')}))`);
     params.push(ownerType, ownerId, ...pids.flatMap((p) => p.params));
   }
-  for (const criterion of query.criteria) {
-    const c = criterionSql({ r: 'r', resourceType: query.resourceType, depth: 0 }, criterion, paramId);
+  const ranked = query.criteria.map((criterion) => ({ criterion, rank: selectivityRank(criterion) }));
+  const driving = ranked.reduce<(typeof ranked)[number] | undefined>(
+    (best, c) => (c.rank !== Infinity && (!best || c.rank < best.rank) ? c : best), undefined);
+  for (const { criterion } of ranked) {
+    const mode: JoinMode = criterion === driving?.criterion ? 'drive' : 'filter';
+    const c = criterionSql({ r: 'r', resourceType: query.resourceType, depth: 0 }, criterion, paramId, mode);
     parts.push(c.sql);
     params.push(...c.params);
   }
