@@ -2,7 +2,16 @@
  * The one typed configuration of the server. This is the only module that reads process.env
  * (DESIGN.md rule: config.ts is the only file that reads the environment).
  */
+import fs from 'node:fs';
 import path from 'node:path';
+
+/**
+ * embedded: an anvil node started by the server (state in DATA_DIR), the default;
+ * rpc: an Ethereum JSON-RPC endpoint (CHAIN_RPC_URL), e.g. Besu, Geth or a testnet;
+ * off: leaves are still written with every version (the log is part of the store), nothing is
+ *      anchored: for tests and tools that need no chain.
+ */
+export type LedgerMode = 'embedded' | 'rpc' | 'off';
 
 export interface Config {
   /** TCP port of the HTTP server; 0 picks an ephemeral port (tests). */
@@ -28,6 +37,22 @@ export interface Config {
   profilesDir: string;
   /** pino log level. */
   logLevel: string;
+  /** LEDGER=on (default: embedded, or rpc when CHAIN_RPC_URL is set) or off. */
+  ledgerMode: LedgerMode;
+  /** LEDGER_BATCH_LEAVES: anchor as soon as this many leaves wait. */
+  ledgerBatchLeaves: number;
+  /** LEDGER_BATCH_SECONDS: …or when the oldest waiting leaf has waited this long. */
+  ledgerBatchSeconds: number;
+  /** CHAIN_RPC_URL: the Ethereum JSON-RPC endpoint (rpc mode). */
+  chainRpcUrl: string | undefined;
+  /** CHAIN_PRIVATE_KEY or the file named by CHAIN_PRIVATE_KEY_FILE: the anchoring account (rpc mode). */
+  chainPrivateKey: string | undefined;
+  /** LEDGER_CONTRACT_ADDRESS: an existing LedgerAnchor (rpc mode); unset: deployed once, remembered in DATA_DIR. */
+  ledgerContractAddress: string | undefined;
+  /** LEDGER_CONTRACT_DEPLOY_BLOCK: where event searches start (rpc mode with an existing contract). */
+  ledgerContractDeployBlock: number;
+  /** ANVIL_PATH: the anvil binary of the embedded chain; default: the one npm installed. */
+  anvilPath: string | undefined;
 }
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -40,6 +65,41 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min 
     throw new Error(`Configuration error: ${name} must be an integer >= ${min}, got "${raw}"`);
   }
   return value;
+}
+
+function numberFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) {
+    throw new Error(`Configuration error: ${name} must be a number >= ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+function ledgerModeFromEnv(env: NodeJS.ProcessEnv): LedgerMode {
+  const raw = (env.LEDGER ?? 'on').toLowerCase();
+  if (raw === 'off') return 'off';
+  if (raw !== 'on') throw new Error(`Configuration error: LEDGER must be on or off, got "${env.LEDGER}"`);
+  return env.CHAIN_RPC_URL ? 'rpc' : 'embedded';
+}
+
+/** CHAIN_PRIVATE_KEY, or the first line of CHAIN_PRIVATE_KEY_FILE (a secret mounted as a file). */
+function chainPrivateKeyFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  let key = env.CHAIN_PRIVATE_KEY;
+  if (!key && env.CHAIN_PRIVATE_KEY_FILE) {
+    try {
+      key = fs.readFileSync(env.CHAIN_PRIVATE_KEY_FILE, 'utf8').split(/\r?\n/)[0];
+    } catch (error) {
+      throw new Error(`Configuration error: cannot read CHAIN_PRIVATE_KEY_FILE: ${(error as Error).message}`);
+    }
+  }
+  if (!key) return undefined;
+  key = key.trim();
+  if (!key.startsWith('0x')) key = `0x${key}`;
+  // The key itself never goes into an error message.
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new Error('Configuration error: the chain private key must be 32 bytes of hex');
+  return key;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -60,8 +120,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     readCacheEntries: intFromEnv(env, 'READ_CACHE_ENTRIES', 10_000),
     profilesDir: path.resolve(env.PROFILES_DIR ?? path.join(repoRoot, 'profiles')),
     logLevel: env.LOG_LEVEL ?? 'info',
+    ledgerMode: ledgerModeFromEnv(env),
+    ledgerBatchLeaves: intFromEnv(env, 'LEDGER_BATCH_LEAVES', 1000, 1),
+    ledgerBatchSeconds: numberFromEnv(env, 'LEDGER_BATCH_SECONDS', 5, 0.01),
+    chainRpcUrl: env.CHAIN_RPC_URL || undefined,
+    chainPrivateKey: chainPrivateKeyFromEnv(env),
+    ledgerContractAddress: env.LEDGER_CONTRACT_ADDRESS || undefined,
+    ledgerContractDeployBlock: intFromEnv(env, 'LEDGER_CONTRACT_DEPLOY_BLOCK', 0),
+    anvilPath: env.ANVIL_PATH || undefined,
     ...overrides,
   };
+  if (config.ledgerMode === 'rpc') {
+    if (!config.chainRpcUrl) throw new Error('Configuration error: the rpc ledger mode needs CHAIN_RPC_URL');
+    if (!config.chainPrivateKey) throw new Error('Configuration error: CHAIN_RPC_URL needs CHAIN_PRIVATE_KEY or CHAIN_PRIVATE_KEY_FILE');
+  }
+  if (config.ledgerContractAddress !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(config.ledgerContractAddress)) {
+    throw new Error(`Configuration error: LEDGER_CONTRACT_ADDRESS must be a 0x address, got "${config.ledgerContractAddress}"`);
+  }
   if (config.defaultPageSize > config.maxPageSize) config.defaultPageSize = config.maxPageSize;
   return config;
 }

@@ -13,6 +13,15 @@ import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
 import { createApp } from './http/app.js';
+import { Anchorer } from './ledger/anchorer.js';
+import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
+import type { AnchorChain } from './ledger/anchor-chain.js';
+import { ANVIL_DEV_PRIVATE_KEY, AnvilNode } from './ledger/anvil-node.js';
+import { EmbeddedChain, embeddedNodeRunning, readEmbeddedChainInfo } from './ledger/embedded-chain.js';
+import { EthersAnchorChain } from './ledger/ethers-anchor-chain.js';
+import { auditLedger, type AuditReport } from './ledger/ledger-audit.js';
+import { LedgerVerifier, type LedgerStatus } from './ledger/ledger-verifier.js';
+import { MerkleLog } from './ledger/merkle-log.js';
 import { BundleService } from './services/bundle-service.js';
 import { ResourceService } from './services/resource-service.js';
 import { SearchService } from './services/search-service.js';
@@ -22,7 +31,59 @@ export interface RunningServer {
   /** The FHIR base URL, e.g. http://127.0.0.1:8080/fhir */
   baseUrl: string;
   port: number;
+  /** The ledger, for tools and tests that need to wait for or force anchoring. */
+  ledger: RunningLedger;
   close(): Promise<void>;
+}
+
+export interface RunningLedger {
+  /** Anchors what waits now (no-op with LEDGER=off). */
+  anchorNow(): Promise<void>;
+  status(): Promise<LedgerStatus>;
+}
+
+/**
+ * The ledger's after-commit side (DESIGN.md "The spine"): the anchorer on the chain the config
+ * names, and the verifier behind $verify and $ledger. Leaves themselves are written by the
+ * store in every commit, whatever the mode.
+ */
+function buildLedger(config: Config, store: SqliteStore, logger: Logger) {
+  const log = new MerkleLog(store.ledger);
+  let embedded: EmbeddedChain | undefined;
+  let anchorer: Anchorer | undefined;
+  if (config.ledgerMode !== 'off') {
+    const ledgerLogger = logger.child({ component: 'ledger' });
+    let connect;
+    if (config.ledgerMode === 'embedded') {
+      embedded = new EmbeddedChain({
+        dataDir: config.dataDir, logger: ledgerLogger, ...(config.anvilPath ? { anvilBinary: config.anvilPath } : {}),
+      });
+      connect = embeddedChainConnector(embedded);
+    } else {
+      connect = rpcChainConnector({
+        rpcUrl: config.chainRpcUrl!, privateKey: config.chainPrivateKey!, contractAddress: config.ledgerContractAddress,
+        deployBlock: config.ledgerContractDeployBlock, dataDir: config.dataDir, logger: ledgerLogger,
+      });
+    }
+    anchorer = new Anchorer(log, store.ledger, connect, {
+      batchLeaves: config.ledgerBatchLeaves, batchSeconds: config.ledgerBatchSeconds,
+    }, ledgerLogger);
+    // Starts in the background: the embedded node boots while the server already answers.
+    anchorer.start();
+  }
+  const verifier = new LedgerVerifier(store, store.ledger, log, async () => anchorer?.connectedChain(),
+    () => anchorer?.status(), config.ledgerMode);
+  return {
+    verifier,
+    running: {
+      anchorNow: async () => { await anchorer?.anchorNow(); },
+      status: () => verifier.status(),
+    } satisfies RunningLedger,
+    async stop() {
+      await anchorer?.stop();
+      await embedded?.stop();
+    },
+  };
 }
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -49,6 +110,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
   const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
   });
+  const ledger = buildLedger(config, store, logger);
 
   const resources = new ResourceService(store, validator, registry, extractor, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
@@ -73,6 +135,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     logger, resources, search, bundles, capabilityStatement,
     limits: { maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth },
     publicBaseUrl: config.publicBaseUrl,
+    ledger: ledger.verifier,
   });
   const server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
@@ -87,10 +150,59 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   return {
     baseUrl,
     port,
+    ledger: ledger.running,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await ledger.stop();
       await store.close();
     },
   };
+}
+
+/**
+ * `fhir-ledger verify`: audits DATA_DIR's store against the chain without a running server.
+ * The chain is the one the server would use: CHAIN_RPC_URL, or for the embedded chain the node
+ * of a server that is running, else a private anvil loaded from the state file (never written).
+ */
+export async function auditStore(config: Config, onProgress?: (done: number, total: number) => void): Promise<AuditReport> {
+  const file = path.join(config.dataDir, 'fhir.sqlite');
+  if (!fs.existsSync(file)) throw new Error(`no store at ${file} (DATA_DIR)`);
+  const store = new SqliteStore({ file, synchronous: config.sqliteSynchronous, readCacheEntries: 0 });
+  let node: AnvilNode | undefined;
+  let chain: AnchorChain | undefined;
+  let chainUnchecked: string | undefined;
+  try {
+    try {
+      if (config.ledgerMode === 'rpc') {
+        const info = readEmbeddedChainInfo(config.dataDir);
+        const contractAddress = config.ledgerContractAddress ?? info?.contractAddress;
+        if (!contractAddress) throw new Error('no LEDGER_CONTRACT_ADDRESS and no contract remembered in DATA_DIR');
+        chain = await EthersAnchorChain.connect({ rpcUrl: config.chainRpcUrl!, privateKey: config.chainPrivateKey! },
+          { contractAddress, deployBlock: config.ledgerContractDeployBlock });
+      } else if (config.ledgerMode === 'embedded') {
+        const info = readEmbeddedChainInfo(config.dataDir);
+        if (!info) throw new Error('the embedded chain was never started in this DATA_DIR');
+        let rpcUrl = embeddedNodeRunning(config.dataDir) ? info.rpcUrl : undefined;
+        if (!rpcUrl) {
+          node = await AnvilNode.start({
+            loadStateFile: path.join(config.dataDir, 'anvil-state.json'),
+            ...(config.anvilPath ? { binary: config.anvilPath } : {}),
+          });
+          rpcUrl = node.rpcUrl;
+        }
+        chain = await EthersAnchorChain.connect({ rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY },
+          { contractAddress: info.contractAddress, deployBlock: info.deployBlock });
+      } else {
+        chainUnchecked = 'LEDGER=off: roots are not compared with a chain';
+      }
+    } catch (error) {
+      chainUnchecked = `the chain could not be reached: ${(error as Error).message}`;
+    }
+    return await auditLedger(store.ledger, { chain, ...(chainUnchecked ? { chainUnchecked } : {}), ...(onProgress ? { onProgress } : {}) });
+  } finally {
+    chain?.close();
+    await node?.stop();
+    await store.close();
+  }
 }

@@ -51,29 +51,51 @@ function ignoredOutcome(ignored: IgnoredSearchParameter[]): OperationOutcome {
   return operationOutcome(ignored.map((i) => ({ severity: 'warning', code: 'not-supported', diagnostics: i.reason })));
 }
 
-/** One searchset entry: a match or an included resource, already shaped for the response. */
+/**
+ * One searchset entry: a match or an included resource. `resource` when it was reshaped
+ * (`_summary`, `_elements`); otherwise the stored JSON text is spliced in as it is.
+ */
 export interface SearchsetEntry {
   version: VersionView;
-  resource: Resource;
+  resource?: Resource;
   mode: 'match' | 'include';
 }
 
-export function searchsetBundle(baseUrl: string, entries: SearchsetEntry[], total: number | undefined,
-  links: BundleLink[], ignored: IgnoredSearchParameter[]): Resource {
-  const entry: unknown[] = entries.map(({ version: v, resource, mode }) => ({
-    fullUrl: `${baseUrl}/${v.resourceType}/${v.id}`,
-    resource,
-    search: { mode },
-  }));
+/** A placeholder no JSON value of ours can equal; replaced by stored JSON text after stringify. */
+const rawPlaceholder = (index: number) => `__fhir_ledger_raw_${index}__`;
+const RAW_PLACEHOLDER = /"__fhir_ledger_raw_(\d+)__"/g;
+
+/**
+ * The searchset Bundle as JSON text. Stored resources are not parsed and re-serialized: their
+ * JSON text goes into the Bundle as it is, which is most of the work of a search response.
+ */
+export function searchsetBundleJson(baseUrl: string, entries: SearchsetEntry[], total: number | undefined,
+  links: BundleLink[], ignored: IgnoredSearchParameter[]): string {
+  const raws: string[] = [];
+  const entry: unknown[] = entries.map(({ version: v, resource, mode }) => {
+    let body: unknown = resource;
+    if (body === undefined) {
+      raws.push(v.json!);
+      body = rawPlaceholder(raws.length - 1);
+    }
+    return { fullUrl: `${baseUrl}/${v.resourceType}/${v.id}`, resource: body, search: { mode } };
+  });
   // search.html#errors: parameters the server ignored are reported in an outcome entry.
   if (ignored.length > 0) entry.push({ resource: ignoredOutcome(ignored), search: { mode: 'outcome' } });
-  return {
+  const skeleton = JSON.stringify({
     resourceType: 'Bundle',
     type: 'searchset',
     ...(total !== undefined ? { total } : {}),
     link: links,
     ...(entry.length > 0 ? { entry } : {}),
-  };
+  });
+  return raws.length === 0 ? skeleton : skeleton.replace(RAW_PLACEHOLDER, (_, i: string) => raws[Number(i)]!);
+}
+
+/** The searchset Bundle as an object (bundle entries of a batch/transaction response). */
+export function searchsetBundle(baseUrl: string, entries: SearchsetEntry[], total: number | undefined,
+  links: BundleLink[], ignored: IgnoredSearchParameter[]): Resource {
+  return JSON.parse(searchsetBundleJson(baseUrl, entries, total, links, ignored)) as Resource;
 }
 
 export function historyBundle(baseUrl: string, versions: VersionView[], total: number, links: BundleLink[]): Resource {

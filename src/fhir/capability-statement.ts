@@ -24,7 +24,7 @@ export interface CapabilityInputs {
 }
 
 /** Search parameter types this server indexes and matches. */
-const SEARCHABLE_TYPES = new Set(['string', 'token', 'date', 'number', 'quantity', 'reference', 'uri']);
+const SEARCHABLE_TYPES = new Set(['string', 'token', 'date', 'number', 'quantity', 'reference', 'uri', 'composite']);
 
 export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
   const { firstClassTypes, systemInteractions, typeInteractions, typeOperations, ...base } = inputs.base;

@@ -23,6 +23,8 @@ export interface TokenIndexEntry extends EntryBase {
   system: string | null;
   code: string | null;
   text: string | null;
+  /** Identifier.type as `system|code`, for `:of-type` (search.html#token). */
+  ofType?: string | null;
 }
 
 /** date: epoch milliseconds, [low, high). */
@@ -51,10 +53,26 @@ export interface ReferenceIndexEntry extends EntryBase {
   targetType: string | null;
   targetId: string | null;
   url: string;
+  /** Reference.identifier, for `:identifier` (search.html#reference). */
+  identifierSystem?: string | null;
+  identifierValue?: string | null;
 }
 
 export interface UriIndexEntry extends EntryBase { kind: 'uri'; value: string }
 
-export type SearchIndexEntry =
+export type ComponentIndexEntry =
   | StringIndexEntry | TokenIndexEntry | DateIndexEntry | NumberIndexEntry
   | QuantityIndexEntry | ReferenceIndexEntry | UriIndexEntry;
+
+/**
+ * composite (search.html#composite): a pair of component values that occur in the SAME node
+ * (the resource itself, or one Observation.component). R4's composites pair a token with a
+ * token, quantity, date or string.
+ */
+export interface CompositeIndexEntry extends EntryBase {
+  kind: 'composite';
+  first: TokenIndexEntry;
+  second: ComponentIndexEntry;
+}
+
+export type SearchIndexEntry = ComponentIndexEntry | CompositeIndexEntry;

@@ -20,7 +20,7 @@ import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4/index.js';
 import { isValidResourceId, type Resource } from './resource.js';
 import type {
-  DateIndexEntry, NumberIndexEntry, QuantityIndexEntry, ReferenceIndexEntry, SearchIndexEntry,
+  CompositeIndexEntry, DateIndexEntry, NumberIndexEntry, QuantityIndexEntry, ReferenceIndexEntry, SearchIndexEntry,
   SearchParamType, StringIndexEntry, TokenIndexEntry, UriIndexEntry,
 } from './search-index-entry.js';
 import {
@@ -640,6 +640,10 @@ const buildToken: EntryBuilder = (param, data, type, out) => {
       const value = str(data.value);
       if (system === null && value === null) return;
       pushToken(param, system, value, isObject(data.type) ? str(data.type.text) : null, out);
+      // search.html#token :of-type matches Identifier.type's coding: kept as `system|code`.
+      const typeCoding = isObject(data.type) && Array.isArray(data.type.coding)
+        ? data.type.coding.find((c): c is JsonObject => isObject(c) && typeof c.code === 'string') : undefined;
+      if (typeCoding) (out[out.length - 1] as TokenIndexEntry).ofType = `${str(typeCoding.system) ?? ''}|${String(typeCoding.code)}`;
       return;
     }
     case 'ContactPoint': {
@@ -787,7 +791,7 @@ const buildQuantity: EntryBuilder = (param, data, type, out) => {
  * search.html#reference: a Reference's literal reference (parseReference). Canonical and uri
  * elements under a reference parameter (e.g. PlanDefinition.relatedArtifact.resource) keep only
  * their url: a canonical names a version-independent artifact, not a local resource id.
- * Identifier-only references (no `reference`) are not indexed; `:identifier` is not supported.
+ * Reference.identifier is kept for `:identifier`, also when it is the reference's only content.
  */
 const buildReference: EntryBuilder = (param, data, type, out, baseUrl) => {
   if (typeof data === 'string') {
@@ -796,9 +800,17 @@ const buildReference: EntryBuilder = (param, data, type, out, baseUrl) => {
     out.push(entry);
     return;
   }
-  if (type !== 'Reference' || !isObject(data) || typeof data.reference !== 'string' || data.reference.length === 0) return;
+  if (type !== 'Reference' || !isObject(data)) return;
+  // search.html#reference :identifier matches Reference.identifier, which may stand alone.
+  const identifier = isObject(data.identifier) ? data.identifier : undefined;
+  const identifierFields = identifier && str(identifier.value) !== null
+    ? { identifierSystem: str(identifier.system), identifierValue: str(identifier.value) } : {};
+  if (typeof data.reference !== 'string' || data.reference.length === 0) {
+    if (identifierFields.identifierValue) out.push({ param, kind: 'reference', targetType: null, targetId: null, url: '', ...identifierFields });
+    return;
+  }
   const ref = parseReference(data.reference, baseUrl);
-  const entry: ReferenceIndexEntry = { param, kind: 'reference', targetType: ref.targetType, targetId: ref.targetId, url: ref.url };
+  const entry: ReferenceIndexEntry = { param, kind: 'reference', targetType: ref.targetType, targetId: ref.targetId, url: ref.url, ...identifierFields };
   out.push(entry);
 };
 
@@ -822,12 +834,13 @@ const BUILDERS: Partial<Record<SearchParamType, EntryBuilder>> = {
 function entryKey(e: SearchIndexEntry): string {
   switch (e.kind) {
     case 'string': return `${e.value}\u0000${e.raw}`;
-    case 'token': return `${e.system}\u0000${e.code}\u0000${e.text}`;
+    case 'token': return `${e.system}\u0000${e.code}\u0000${e.text}\u0000${e.ofType ?? ''}`;
     case 'date': return `${e.low}\u0000${e.high}`;
     case 'number': return `${e.value}\u0000${e.low}\u0000${e.high}`;
     case 'quantity': return `${e.value}\u0000${e.low}\u0000${e.high}\u0000${e.system}\u0000${e.code}\u0000${e.unit}`;
-    case 'reference': return `${e.targetType}\u0000${e.targetId}\u0000${e.url}`;
+    case 'reference': return `${e.targetType}\u0000${e.targetId}\u0000${e.url}\u0000${e.identifierSystem ?? ''}\u0000${e.identifierValue ?? ''}`;
     case 'uri': return e.value;
+    case 'composite': return `${entryKey(e.first)}\u0001${entryKey(e.second)}`;
   }
 }
 
@@ -843,6 +856,122 @@ function dedupeFrom(out: SearchIndexEntry[], from: number): void {
     out[w++] = out[r];
   }
   out.length = w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composites (search.html#composite)
+// ---------------------------------------------------------------------------------------------
+
+interface CompiledComposite {
+  code: string;
+  expression: string;
+  extract(resource: Resource, out: SearchIndexEntry[], baseUrl: string | undefined, memo: CompositeMemo): void;
+}
+
+type FhirPathFn = (resource: unknown) => unknown[];
+type TypedNode = { data: unknown; type: string };
+
+/**
+ * Component results of one extract() call, by node and expression: the eight Observation
+ * composites share their first component (`code`) and four value expressions, so each is
+ * evaluated once per node instead of once per composite.
+ */
+export type CompositeMemo = Map<unknown, Map<string, TypedNode[]>>;
+
+/** Typed result nodes of a compiled fhirpath.js function. */
+function typedNodes(fn: FhirPathFn, input: unknown): TypedNode[] {
+  const nodes: TypedNode[] = [];
+  for (const node of fn(input)) {
+    if (node !== null && typeof node === 'object' && 'fhirNodeDataType' in node) {
+      const n = node as FhirPathNode;
+      let data = n.data;
+      if (data !== null && typeof data === 'object' && typeof (data as { toNumber?: unknown }).toNumber === 'function') {
+        data = (data as { toNumber(): number }).toNumber();
+      }
+      nodes.push({ data, type: n.fhirNodeDataType ?? '' });
+    }
+  }
+  return nodes;
+}
+
+/**
+ * The nodes a composite's base path selects, by walking the JSON: a base is a resource type
+ * and optionally child names (`Observation`, `Observation.component`), which is what every R4
+ * composite uses. Undefined when the base is not such a path.
+ */
+function baseNodes(path: string, resource: Resource): unknown[] | undefined {
+  const [root, ...children] = path.split('.');
+  if (root !== resource.resourceType || children.some((c) => !/^[a-z][A-Za-z0-9]*$/.test(c))) return undefined;
+  let nodes: unknown[] = [resource];
+  for (const child of children) {
+    const next: unknown[] = [];
+    for (const node of nodes) {
+      const value = (node as Record<string, unknown>)[child];
+      if (Array.isArray(value)) next.push(...value);
+      else if (value !== undefined) next.push(value);
+    }
+    nodes = next;
+  }
+  return nodes;
+}
+
+/**
+ * A composite parameter whose first component is a token and second any indexable type: its
+ * base selects nodes (the resource, or each Observation.component); both component
+ * expressions are evaluated on each node, and every pair from the same node is one entry.
+ */
+function compileComposite(def: SearchParameterDefinition, registry: SearchParameterRegistry): CompiledComposite | undefined {
+  const components = def.components ?? [];
+  if (def.expression === null || components.length !== 2) return undefined;
+  const types = components.map((c) => registry.get(def.resourceType, c.code)?.type);
+  if (types[0] !== 'token' || !types[1] || !BUILDERS[types[1]] || types[1] === 'composite') return undefined;
+  const bases = unionMembers(def.expression);
+  if (bases.some((b) => baseNodes(b, { resourceType: def.resourceType }) === undefined)) return undefined;
+  const fns = new Map<string, FhirPathFn>();
+  const componentFn = (basePath: string, expression: string): FhirPathFn => {
+    const key = `${basePath}|${expression}`;
+    let fn = fns.get(key);
+    if (!fn) {
+      fn = fhirpath.compile({ base: basePath, expression: toIndexableFhirPath(expression) } as never, r4Model,
+        { resolveInternalTypes: false }) as FhirPathFn;
+      fns.set(key, fn);
+    }
+    return fn;
+  };
+  const evaluate = (memo: CompositeMemo, node: unknown, basePath: string, expression: string): TypedNode[] => {
+    let byExpression = memo.get(node);
+    if (!byExpression) { byExpression = new Map(); memo.set(node, byExpression); }
+    const key = `${basePath}|${expression}`;
+    let result = byExpression.get(key);
+    if (!result) { result = typedNodes(componentFn(basePath, expression), node); byExpression.set(key, result); }
+    return result;
+  };
+  const secondBuilder = BUILDERS[types[1]]!;
+  const [firstComponent, secondComponent] = components as unknown as [{ expression: string }, { expression: string }];
+  return {
+    code: def.code,
+    expression: def.expression,
+    extract(resource, out, baseUrl, memo) {
+      const seen = new Set<string>();
+      for (const basePath of bases) {
+        for (const node of baseNodes(basePath, resource) ?? []) {
+          const seconds: SearchIndexEntry[] = [];
+          for (const n of evaluate(memo, node, basePath, secondComponent.expression)) secondBuilder(def.code, n.data, n.type, seconds, baseUrl);
+          if (seconds.length === 0) continue;
+          const firsts: SearchIndexEntry[] = [];
+          for (const n of evaluate(memo, node, basePath, firstComponent.expression)) buildToken(def.code, n.data, n.type, firsts, baseUrl);
+          for (const first of firsts) {
+            for (const second of seconds) {
+              const key = `${entryKey(first)}\u0001${entryKey(second)}`;
+              if (seen.has(key)) continue;
+              seen.add(key);
+              out.push({ param: def.code, kind: 'composite', first, second } as CompositeIndexEntry);
+            }
+          }
+        }
+      }
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -915,6 +1044,14 @@ export class SearchIndexExtractor {
   extract(resource: Resource): SearchIndexEntry[] {
     const params = this.compiledFor(resource.resourceType);
     const out: SearchIndexEntry[] = [];
+    const memo: CompositeMemo = new Map();
+    for (const composite of this.compositesFor(resource.resourceType)) {
+      try {
+        composite.extract(resource, out, this.baseUrl, memo);
+      } catch (error) {
+        this.onEvaluationError?.({ resourceType: resource.resourceType, code: composite.code, expression: composite.expression, error });
+      }
+    }
     const target = this.target;
     target.out = out;
     for (let p = 0; p < params.length; p++) {
@@ -948,6 +1085,23 @@ export class SearchIndexExtractor {
   skippedExpressions(): SkippedExpression[] {
     for (const type of this.registry.resourceTypes()) this.compiledFor(type);
     return [...this.skipped];
+  }
+
+  private readonly composites = new Map<string, CompiledComposite[]>();
+
+  private compositesFor(resourceType: string): CompiledComposite[] {
+    let list = this.composites.get(resourceType);
+    if (list === undefined) {
+      list = [];
+      for (const def of this.registry.forType(resourceType).values()) {
+        if (def.type !== 'composite') continue;
+        const compiled = compileComposite(def, this.registry);
+        if (compiled) list.push(compiled);
+        else this.skipped.push({ resourceType, code: def.code, expression: def.expression ?? '', reason: 'composite components are not a token and one indexable value' });
+      }
+      this.composites.set(resourceType, list);
+    }
+    return list;
   }
 
   private compiledFor(resourceType: string): CompiledParameter[] {

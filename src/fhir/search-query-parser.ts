@@ -45,12 +45,13 @@ const PREFIXES: readonly SearchPrefix[] = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', '
 /** Modifiers this server implements, per parameter type (search.html#modifiers). */
 export const SUPPORTED_MODIFIERS: Partial<Record<SearchParamType, readonly string[]>> = {
   string: ['exact', 'contains', 'missing'],
-  token: ['not', 'text', 'missing'],
-  reference: ['missing'],
+  token: ['not', 'text', 'of-type', 'missing'],
+  reference: ['identifier', 'missing'],
   date: ['missing'],
   number: ['missing'],
   quantity: ['missing'],
-  uri: ['below', 'missing'],
+  uri: ['below', 'above', 'missing'],
+  composite: ['missing'],
 };
 
 /** search.html#escaping: split on separators not preceded by a backslash, then unescape. */
@@ -89,10 +90,30 @@ function splitPrefix(text: string): { prefix: SearchPrefix; rest: string } {
 }
 
 function parseValue(name: string, param: SearchParameterDefinition, modifier: string | undefined,
-  raw: string, baseUrl: string | undefined): SearchValue {
+  raw: string, baseUrl: string | undefined, registry?: SearchParameterRegistry): SearchValue {
   switch (param.type) {
+    case 'composite': {
+      // search.html#composite: components separated by an unescaped `$`.
+      const parts = splitEscaped(raw, '$');
+      const components = (param.components ?? []).map((c) => registry?.get(param.resourceType, c.code));
+      if (parts.length !== 2 || components.length !== 2 || components.some((c) => c === undefined)) {
+        throw badValue(name, raw, 'two components separated by $, e.g. http://loinc.org|8480-6$gt100');
+      }
+      const first = parseValue(name, components[0]!, undefined, parts[0]!, baseUrl);
+      const second = parseValue(name, components[1]!, undefined, parts[1]!, baseUrl);
+      if (first.kind !== 'token' || (second.kind !== 'token' && second.kind !== 'string' && second.kind !== 'range')) {
+        throw FhirError.notSupported(`Composite parameter '${name}' has components this server cannot match`);
+      }
+      return { kind: 'composite', first, second, secondType: components[1]!.type };
+    }
     case 'token': {
       if (modifier === 'text') return { kind: 'token', system: undefined, code: unescapeSearchValue(raw) };
+      if (modifier === 'of-type') {
+        // search.html#token :of-type: [type system]|[type code]|[identifier value]
+        const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
+        if (parts.length !== 3 || parts[1] === '' || parts[2] === '') throw badValue(name, raw, 'type-system|type-code|value');
+        return { kind: 'token', system: undefined, code: parts[2]!, ofType: `${parts[0]}|${parts[1]}` };
+      }
       const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
       if (parts.length === 1) return { kind: 'token', system: undefined, code: parts[0]! };
       if (parts.length === 2) {
@@ -132,9 +153,17 @@ function parseValue(name: string, param: SearchParameterDefinition, modifier: st
       return value;
     }
     case 'reference': {
+      if (modifier === 'identifier') {
+        // search.html#reference :identifier: a token [system|]value matched to Reference.identifier.
+        const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
+        const value = parts[parts.length - 1];
+        if (parts.length > 2 || !value) throw badValue(name, raw, 'an identifier, system|value or value');
+        return { kind: 'reference', targetType: undefined, targetId: undefined, url: undefined,
+          identifier: { system: parts.length === 2 ? parts[0] : undefined, value } };
+      }
       const text = unescapeSearchValue(raw);
       if (text === '') throw badValue(name, raw, 'a reference (Type/id, id or an absolute URL)');
-      const typeModifier = modifier !== undefined && modifier !== 'missing' ? modifier : undefined;
+      const typeModifier = modifier !== undefined && modifier !== 'missing' && modifier !== 'identifier' ? modifier : undefined;
       if (!text.includes('/')) return { kind: 'reference', targetType: typeModifier, targetId: text, url: undefined };
       const parsed = parseReference(text, baseUrl);
       if (parsed.targetType !== null && parsed.targetId !== null) {
@@ -230,7 +259,7 @@ function parseCriterion(resourceType: string | null, name: string, rawValue: str
     if (rawValue !== 'true' && rawValue !== 'false') throw badValue(name, rawValue, 'true or false');
     return { param, modifier, values: [], missing: rawValue === 'true' };
   }
-  const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl));
+  const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl, registry));
   return { param, modifier, values };
 }
 

@@ -14,6 +14,8 @@ export interface TokenSearchValue {
   system: string | null | undefined;
   /** undefined: `system|` (any code in the system). */
   code: string | undefined;
+  /** `:of-type`: the Identifier.type coding as `system|code`. */
+  ofType?: string;
 }
 
 export interface StringSearchValue { kind: 'string'; folded: string; raw: string }
@@ -36,12 +38,23 @@ export interface ReferenceSearchValue {
   targetId: string | undefined;
   /** An absolute or canonical URL to compare with the reference as written. */
   url: string | undefined;
+  /** `:identifier`: Reference.identifier (system undefined: any system). */
+  identifier?: { system: string | undefined; value: string };
 }
 
 export interface UriSearchValue { kind: 'uri'; value: string }
 
+/** search.html#composite: `token$value`, both parts matched in the same node. */
+export interface CompositeSearchValue {
+  kind: 'composite';
+  first: TokenSearchValue;
+  second: TokenSearchValue | StringSearchValue | RangeSearchValue;
+  /** The second component's parameter type (token, quantity, date, string, number). */
+  secondType: string;
+}
+
 export type SearchValue =
-  | TokenSearchValue | StringSearchValue | RangeSearchValue | ReferenceSearchValue | UriSearchValue;
+  | TokenSearchValue | StringSearchValue | RangeSearchValue | ReferenceSearchValue | UriSearchValue | CompositeSearchValue;
 
 /** One `name[:modifier]=v1,v2` pair: its values are ORed; criteria of a query are ANDed. */
 export interface SearchCriterion {

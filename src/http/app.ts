@@ -12,6 +12,8 @@ import type { Resource } from '../fhir/resource.js';
 import type { BundleService } from '../services/bundle-service.js';
 import type { ResourceService } from '../services/resource-service.js';
 import type { SearchService } from '../services/search-service.js';
+import type { LedgerVerifier } from '../ledger/ledger-verifier.js';
+import { ledgerHandlers } from './handlers/ledger-handlers.js';
 import { resourceHandlers } from './handlers/resource-handlers.js';
 import { contentNegotiation } from './middleware/content-negotiation.js';
 import { errorHandler } from './middleware/error-handler.js';
@@ -27,6 +29,8 @@ export interface AppDependencies {
   capabilityStatement: (baseUrl: string) => Resource;
   limits: BodyLimits;
   publicBaseUrl: string | undefined;
+  /** `$verify` and `$ledger` (absent: those routes do not exist). */
+  ledger?: LedgerVerifier;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -57,6 +61,13 @@ export function createApp(deps: AppDependencies): Koa {
   route('/', { GET: handlers.systemSearch, POST: processBundle });
   route('/_history', { GET: handlers.systemHistory });
   route('/_search', { POST: handlers.systemSearchPost });
+  // The ledger's literal operations, before the `:type` / `:id` / compartment patterns they would match.
+  if (deps.ledger) {
+    const ledger = ledgerHandlers(deps.ledger, deps.resources);
+    route('/$ledger', { GET: ledger.status });
+    route('/:type/:id/$verify', { GET: ledger.verifyResource });
+    route('/:type/:id/_history/:vid/$verify', { GET: ledger.verifyVersion });
+  }
   route('/:type', {
     GET: handlers.search,
     POST: handlers.create,

@@ -12,6 +12,7 @@ import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';
 import type { ResourceValidator } from '../fhir/validator.js';
+import { newVersionLeaf } from '../ledger/version-leaf.js';
 import type { HistoryPage, Store, StoredVersion, StoreReader, StoreTransaction } from '../store/store.js';
 
 export interface ResourceServiceOptions {
@@ -83,6 +84,7 @@ export class ResourceService {
   /**
    * Step 2: the new version in the store, inside the caller's transaction. The server owns
    * meta.versionId and meta.lastUpdated (FHIR R4 resource.html#Meta); other meta is kept.
+   * The version's ledger leaf (salted hash of its RFC 8785 form) is committed with it.
    */
   async commitVersion(tx: StoreTransaction, resourceType: string, id: string,
     prepared: PreparedResource | null, previous: StoredVersion | undefined): Promise<StoredVersion> {
@@ -96,8 +98,9 @@ export class ResourceService {
       };
       json = JSON.stringify(stored);
     }
+    const leaf = newVersionLeaf({ resourceType, id, versionId, lastUpdated, json });
     await tx.writeVersion({
-      resourceType, id, versionId, lastUpdated, json, indexEntries: prepared ? prepared.indexEntries : [],
+      resourceType, id, versionId, lastUpdated, json, indexEntries: prepared ? prepared.indexEntries : [], leaf,
     });
     return { resourceType, id, versionId, lastUpdated, deleted: prepared === null, json };
   }

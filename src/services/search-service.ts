@@ -4,7 +4,7 @@
  * shaping of `_summary` / `_elements`, assembled into a searchset Bundle.
  */
 import { FhirError } from '../fhir/fhir-error.js';
-import { pagingLinks, searchsetBundle, type SearchsetEntry } from '../fhir/bundle-builders.js';
+import { pagingLinks, searchsetBundleJson, type SearchsetEntry } from '../fhir/bundle-builders.js';
 import { patientCompartmentParams } from '../fhir/patient-compartment.js';
 import type { Resource } from '../fhir/resource.js';
 import { shapeResource, type ElementSummaries } from '../fhir/result-shaping.js';
@@ -38,6 +38,11 @@ export class SearchService {
   ) {}
 
   async searchBundle(request: SearchRequest, reader?: StoreReader): Promise<Resource> {
+    return JSON.parse(await this.searchBundleJson(request, reader)) as Resource;
+  }
+
+  /** The searchset Bundle as JSON text, ready to send (stored resources are not re-serialized). */
+  async searchBundleJson(request: SearchRequest, reader?: StoreReader): Promise<string> {
     const parsed = this.resources.parseSearch(request.resourceType, request.entries, { strict: request.strict, baseUrl: request.baseUrl });
     if (request.compartment) this.restrictToCompartment(parsed.query, request.compartment);
     const page = await this.resources.search(parsed, reader);
@@ -50,13 +55,15 @@ export class SearchService {
     const linkEntries = [...request.entries.filter(([n]) => n !== '_snapshot'), ['_snapshot', page.snapshot] as [string, string]];
     const { count, offset } = parsed.query;
     const links = pagingLinks(selfBase, linkEntries, offset, parsed.query.countOnly ? 0 : count, page.versions.length, page.total, page.hasMore);
-    const shape = (v: StoredVersion): Resource =>
-      shapeResource(JSON.parse(v.json!) as Resource, parsed.result.summary, parsed.result.elements, this.summaries);
+    const reshaping = parsed.result.summary !== 'false' || parsed.result.elements !== undefined;
+    const shape = (v: StoredVersion): Resource | undefined => (reshaping
+      ? shapeResource(JSON.parse(v.json!) as Resource, parsed.result.summary, parsed.result.elements, this.summaries)
+      : undefined);
     const entries: SearchsetEntry[] = [
       ...page.versions.map((v) => ({ version: v, resource: shape(v), mode: 'match' as const })),
       ...included.map((v) => ({ version: v, resource: shape(v), mode: 'include' as const })),
     ];
-    return searchsetBundle(baseUrl, entries, page.total, links, parsed.ignored);
+    return searchsetBundleJson(baseUrl, entries, page.total, links, parsed.ignored);
   }
 
   /** R4 http.html#search compartments: `Patient/{id}/Observation`. */

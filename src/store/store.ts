@@ -28,6 +28,17 @@ export interface NewVersion {
   json: string | null;
   /** Index entries of this version; empty for a delete. Replace the previous version's rows. */
   indexEntries: SearchIndexEntry[];
+  /**
+   * The version's ledger leaf (ledger/version-leaf.ts), computed by the write path. A store
+   * computes it itself when it is absent, so that no version is ever stored without its leaf.
+   */
+  leaf?: NewVersionLeaf;
+}
+
+/** Salt and leaf hash of a version (DESIGN.md: the ledger leaf is part of every commit). */
+export interface NewVersionLeaf {
+  salt: Buffer;
+  leafHash: Buffer;
 }
 
 export interface SearchPage {
@@ -69,7 +80,88 @@ export interface StoreTransaction extends StoreReader {
   writeVersion(version: NewVersion): Promise<void>;
 }
 
+// ---------------------------------------------------------------- the ledger's tables
+
+/** One leaf of the Merkle log: the version it stands for, its salt and its hash. */
+export interface LedgerLeafRecord {
+  /** Position in the log, from 0, in commit order. */
+  leafIndex: number;
+  resourceType: string;
+  id: string;
+  versionId: number;
+  salt: Buffer;
+  leafHash: Buffer;
+}
+
+/** A leaf with the version it stands for (undefined when that version row is gone). */
+export interface LedgerLeafWithVersion extends LedgerLeafRecord {
+  version: StoredVersion | undefined;
+}
+
+/** The hash of the complete subtree of 2^level leaves starting at leaf index * 2^level. */
+export interface SubtreeHash {
+  level: number;
+  index: number;
+  hash: Buffer;
+}
+
+/**
+ * pending: signed and recorded, maybe broadcast, receipt not seen yet;
+ * anchored: the root is on-chain for this tree size; abandoned: never made it, superseded.
+ */
+export type LedgerAnchorStatus = 'pending' | 'anchored' | 'abandoned';
+
+/** One root of the log sent to (or found on) the chain. */
+export interface LedgerAnchor {
+  treeSize: number;
+  root: Buffer;
+  status: LedgerAnchorStatus;
+  /** 0x-prefixed hex; null when the root was found on-chain without its transaction. */
+  txHash: string | null;
+  /** The signed transaction (0x hex), kept while pending so it can be broadcast again. */
+  rawTx: string | null;
+  blockNumber: number | null;
+  /** Decimal string (chain ids can exceed 2^53). */
+  chainId: string | null;
+  contractAddress: string | null;
+  gasUsed: number | null;
+  /** Epoch ms. */
+  createdAt: number;
+  anchoredAt: number | null;
+}
+
+/**
+ * The ledger's view of the store: leaves (written by writeVersion, in the same transaction as
+ * their version), cached subtree hashes and anchors. Reads see committed data only.
+ */
+export interface LedgerStore {
+  /** Number of committed leaves. */
+  treeSize(): Promise<number>;
+  /** Leaf hashes of leaves [start, end), in order. */
+  leafHashes(start: number, end: number): Promise<Buffer[]>;
+  leafOfVersion(resourceType: string, id: string, versionId: number): Promise<LedgerLeafRecord | undefined>;
+  /** Up to `limit` leaves from `start`, each with its version, in leaf order. */
+  leavesWithVersions(start: number, limit: number): Promise<LedgerLeafWithVersion[]>;
+  /** Versions that have no leaf (only tampering makes one): up to `limit` of them. */
+  versionsWithoutLeaves(limit: number): Promise<StoredVersion[]>;
+  subtreeHash(level: number, index: number): Promise<Buffer | undefined>;
+  /** How many subtree hashes of a level are stored (they are stored from index 0 on, without gaps). */
+  subtreeHashCount(level: number): Promise<number>;
+  saveSubtreeHashes(hashes: SubtreeHash[]): Promise<void>;
+  /** Every anchor, by increasing tree size. */
+  anchors(): Promise<LedgerAnchor[]>;
+  anchor(treeSize: number): Promise<LedgerAnchor | undefined>;
+  /** The anchored anchor with the largest tree size. */
+  latestAnchored(): Promise<LedgerAnchor | undefined>;
+  /** The first anchored root whose tree contains the leaf (smallest tree size > leafIndex). */
+  firstAnchoredCovering(leafIndex: number): Promise<LedgerAnchor | undefined>;
+  /** Inserts or replaces the anchor of its tree size. */
+  saveAnchor(anchor: LedgerAnchor): Promise<void>;
+}
+
 export interface Store extends StoreReader {
+  /** The Merkle log's tables (ledger/merkle-log.ts and the anchorer use them). */
+  readonly ledger: LedgerStore;
   /**
    * Runs `work` in one serializable transaction. Conditional operations read and write inside
    * it, which is what makes them race-free (FHIR R4 http.html#cond-update). If `work` throws,

@@ -88,9 +88,46 @@ describe('search features (e2e)', () => {
     expect(obs.status).to.equal('final'); // mandatory elements stay (search.html#elements)
     expect(obs.valueQuantity).to.equal(undefined);
     expect(obs.subject).to.equal(undefined);
-    const count = await search('Observation', '_summary=count');
-    expect(count.total).to.equal(3);
+    const count = await search('Observation', `_summary=count&subject:Patient.name=lovelace`);
+    expect(count.total).to.equal(2);
     expect(count.entry).to.equal(undefined);
+  });
+
+  it('composite parameters pair values from the same node (code-value-quantity, component-code-value-quantity)', async () => {
+    const bp = await create({
+      resourceType: 'Observation', status: 'final', subject: { reference: `Patient/${ids.alan}` },
+      code: { coding: [{ system: 'http://loinc.org', code: '85354-9' }] },
+      component: [
+        { code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] }, valueQuantity: { value: 150, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+        { code: { coding: [{ system: 'http://loinc.org', code: '8462-4' }] }, valueQuantity: { value: 95, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+      ],
+    });
+    expect(matchIds(await search('Observation', `code-value-quantity=${encodeURIComponent('http://loinc.org|2339-0$gt150')}`))).to.deep.equal([ids.adaGlucose]);
+    expect(matchIds(await search('Observation', `code-value-quantity=${encodeURIComponent('http://loinc.org|2339-0$lt150')}`))).to.deep.equal([ids.alanGlucose]);
+    // 150 belongs to systolic (8480-6), 95 to diastolic: pairs never cross components.
+    expect(matchIds(await search('Observation', `component-code-value-quantity=${encodeURIComponent('http://loinc.org|8480-6$gt140')}`))).to.deep.equal([bp]);
+    expect(matchIds(await search('Observation', `component-code-value-quantity=${encodeURIComponent('http://loinc.org|8462-4$gt140')}`))).to.deep.equal([]);
+    expect(matchIds(await search('Observation', `combo-code-value-quantity=${encodeURIComponent('http://loinc.org|8462-4$95')}`))).to.deep.equal([bp]);
+    expect((await server.request('GET', '/fhir/Observation?code-value-quantity=nodollar')).status).to.equal(400);
+  });
+
+  it('modifiers :of-type, :identifier, :not (including resources without the element), :missing, :text, uri :above/:below', async () => {
+    const mr = await create({ resourceType: 'Patient', identifier: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, system: 'urn:mrn', value: 'mr-1' }], gender: 'other', meta: { source: 'http://ehr.example.org/feeds/adt' } });
+    const ssn = await create({ resourceType: 'Patient', identifier: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] }, system: 'urn:ssn', value: 'mr-1' }] });
+    expect(matchIds(await search('Patient', `identifier:of-type=${encodeURIComponent('http://terminology.hl7.org/CodeSystem/v2-0203|MR|mr-1')}`))).to.deep.equal([mr]);
+    expect(matchIds(await search('Patient', 'identifier=mr-1'))).to.deep.equal([mr, ssn].sort());
+    const byIdentifier = await create({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { identifier: { system: 'urn:mrn', value: 'mr-1' } } });
+    expect(matchIds(await search('Observation', `subject:identifier=${encodeURIComponent('urn:mrn|mr-1')}`))).to.deep.equal([byIdentifier]);
+    expect(matchIds(await search('Observation', 'subject:identifier=mr-1'))).to.deep.equal([byIdentifier]);
+    // :not includes resources that have no gender at all (search.html#modifiers)
+    const notOther = matchIds(await search('Patient', `_id=${mr},${ssn},${ids.ada}&gender:not=other`));
+    expect(notOther).to.deep.equal([ssn, ids.ada].sort());
+    expect(matchIds(await search('Patient', `_id=${mr},${ssn},${ids.ada}&gender:missing=true`))).to.deep.equal([ssn, ids.ada].sort());
+    expect(matchIds(await search('Patient', `_id=${mr},${ssn},${ids.ada}&gender:missing=false`))).to.deep.equal([mr]);
+    expect(matchIds(await search('Observation', `_id=${byIdentifier}&code:text=x`))).to.deep.equal([byIdentifier]);
+    expect(matchIds(await search('Patient', `_source:below=${encodeURIComponent('http://ehr.example.org/feeds')}`))).to.deep.equal([mr]);
+    expect(matchIds(await search('Patient', `_source:above=${encodeURIComponent('http://ehr.example.org/feeds/adt/2024')}`))).to.deep.equal([mr]);
+    expect(matchIds(await search('Patient', `_source=${encodeURIComponent('http://ehr.example.org/feeds')}`))).to.deep.equal([]);
   });
 
   it('pages stay consistent while new resources are written between pages', async () => {

@@ -28,7 +28,8 @@ export function temporaryDataDir(prefix = 'fhir-ledger-test-'): string {
 
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? temporaryDataDir();
-  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, ...overrides });
+  // Leaves are written either way; the chain is started only by tests that ask for it.
+  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, ledgerMode: 'off', ...overrides });
   const server = await startServer(config, pino({ level: 'silent' }));
   const origin = server.baseUrl.replace(/\/fhir$/, '');
   return {

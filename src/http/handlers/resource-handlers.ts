@@ -37,7 +37,7 @@ export function resourceHandlers(service: ResourceService, search: SearchService
 
   async function runSearch(ctx: Context, resourceType: string | null, entries: [string, string][],
     compartment?: { ownerType: string; ownerId: string }): Promise<void> {
-    sendJson(ctx, 200, await search.searchBundle({
+    sendJson(ctx, 200, await search.searchBundleJson({
       resourceType, entries, strict: preferences(ctx).strict, baseUrl: fhirBaseUrl(ctx), ...(compartment ? { compartment } : {}),
     }));
   }

@@ -7,6 +7,15 @@
  * - search_params: interned (resource type, parameter code) pairs, so index rows carry a small
  *   integer instead of repeating strings.
  * - idx_*: index values of the CURRENT version of each resource, one table per parameter type.
+ *
+ * Migration 2, the Merkle log (ledger/):
+ * - ledger_leaves: one leaf per version, written in the version's transaction; leaf_index is
+ *   the position in the log (0-based, commit order). Which anchor first covers a leaf is not
+ *   stored per leaf (that would rewrite every leaf page after each anchor): it is the anchored
+ *   row of ledger_anchors with the smallest tree_size > leaf_index.
+ * - ledger_nodes: hashes of complete subtrees of 2^level leaves (level >= 4, see
+ *   ledger/merkle-log.ts), a cache derived from the leaves that makes roots and proofs O(log n).
+ * - ledger_anchors: roots sent to or found on the chain, by tree size.
  */
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `
@@ -69,6 +78,70 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX idx_uri_lookup ON idx_uri (pid, value);
   CREATE INDEX idx_uri_rid ON idx_uri (rid);
   `,
+  `
+  CREATE TABLE ledger_leaves (
+    leaf_index INTEGER PRIMARY KEY,
+    rid        INTEGER NOT NULL,
+    version_id INTEGER NOT NULL,
+    salt       BLOB    NOT NULL,
+    leaf_hash  BLOB    NOT NULL
+  );
+  CREATE UNIQUE INDEX ledger_leaves_version ON ledger_leaves (rid, version_id);
+
+  CREATE TABLE ledger_nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB    NOT NULL,
+    PRIMARY KEY (level, idx)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE ledger_anchors (
+    tree_size        INTEGER PRIMARY KEY,
+    root             BLOB    NOT NULL,
+    status           TEXT    NOT NULL CHECK (status IN ('pending', 'anchored', 'abandoned')),
+    tx_hash          TEXT,
+    raw_tx           TEXT,
+    block_number     INTEGER,
+    chain_id         TEXT,
+    contract_address TEXT,
+    gas_used         INTEGER,
+    created_at       INTEGER NOT NULL,
+    anchored_at      INTEGER
+  );
+  `,
+  // Migration 3: composite search parameters (search.html#composite) — c1 is the token that
+  // comes first in every R4 composite, c2 holds the second component, whatever its type — and
+  // the columns behind :of-type (Identifier.type) and :identifier (Reference.identifier).
+  `
+  CREATE TABLE idx_composite (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL,
+    c1_system TEXT, c1_code TEXT,
+    c2_system TEXT, c2_code TEXT, c2_value REAL, c2_low REAL, c2_high REAL, c2_text TEXT
+  );
+  CREATE INDEX idx_composite_lookup ON idx_composite (pid, c1_code, c1_system);
+  CREATE INDEX idx_composite_rid ON idx_composite (rid);
+
+  ALTER TABLE idx_token ADD COLUMN of_type TEXT;
+  ALTER TABLE idx_reference ADD COLUMN identifier_system TEXT;
+  ALTER TABLE idx_reference ADD COLUMN identifier_value TEXT;
+  CREATE INDEX idx_reference_identifier ON idx_reference (pid, identifier_value);
+  `,
+  // Migration 4: covering indexes.
+  `
+  -- Covering indexes: a lookup by value yields rid without touching the table row, and a
+  -- per-resource EXISTS probe (rid, pid, value) is answered from the index alone. At a million
+  -- Observations this is the difference between random table reads and index-only scans.
+  DROP INDEX idx_string_lookup;    CREATE INDEX idx_string_lookup ON idx_string (pid, value, rid);
+  DROP INDEX idx_string_rid;       CREATE INDEX idx_string_rid ON idx_string (rid, pid, value);
+  DROP INDEX idx_token_lookup;     CREATE INDEX idx_token_lookup ON idx_token (pid, code, system, rid);
+  DROP INDEX idx_token_rid;        CREATE INDEX idx_token_rid ON idx_token (rid, pid, code, system);
+  DROP INDEX idx_date_lookup;      CREATE INDEX idx_date_lookup ON idx_date (pid, low, high, rid);
+  DROP INDEX idx_date_rid;         CREATE INDEX idx_date_rid ON idx_date (rid, pid, low, high);
+  DROP INDEX idx_number_rid;       CREATE INDEX idx_number_rid ON idx_number (rid, pid, value);
+  DROP INDEX idx_quantity_rid;     CREATE INDEX idx_quantity_rid ON idx_quantity (rid, pid, value, code, system);
+  DROP INDEX idx_reference_lookup; CREATE INDEX idx_reference_lookup ON idx_reference (pid, target_id, target_type, rid);
+  DROP INDEX idx_reference_rid;    CREATE INDEX idx_reference_rid ON idx_reference (rid, pid, target_id, target_type);
+  `,
 ];
 
 /** Index table of each index entry kind. */
@@ -80,4 +153,5 @@ export const INDEX_TABLES = {
   quantity: 'idx_quantity',
   reference: 'idx_reference',
   uri: 'idx_uri',
+  composite: 'idx_composite',
 } as const;

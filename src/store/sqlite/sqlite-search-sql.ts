@@ -5,7 +5,7 @@
  */
 import { FhirError } from '../../fhir/fhir-error.js';
 import type {
-  RangeSearchValue, SearchCriterion, SearchQuery, SearchValue,
+  CompositeSearchValue, RangeSearchValue, SearchCriterion, SearchQuery, SearchValue,
 } from '../../fhir/search-query.js';
 import type { SearchParamType } from '../../fhir/search-index-entry.js';
 import { INDEX_TABLES } from './sqlite-schema.js';
@@ -26,6 +26,7 @@ const TABLE_OF_TYPE: Partial<Record<SearchParamType, string>> = {
   quantity: INDEX_TABLES.quantity,
   reference: INDEX_TABLES.reference,
   uri: INDEX_TABLES.uri,
+  composite: INDEX_TABLES.composite,
 };
 
 /** Escapes LIKE wildcards; used with `ESCAPE '\'`. */
@@ -89,6 +90,7 @@ function valuePredicate(type: SearchParamType, modifier: string | undefined, val
       }
       const parts: string[] = [];
       const params: unknown[] = [];
+      if (value.ofType !== undefined) { parts.push(`${i}.of_type = ?`); params.push(value.ofType); }
       if (value.code !== undefined) { parts.push(`${i}.code = ?`); params.push(value.code); }
       if (value.system === null) parts.push(`${i}.system IS NULL`);
       else if (value.system !== undefined) { parts.push(`${i}.system = ?`); params.push(value.system); }
@@ -116,7 +118,11 @@ function valuePredicate(type: SearchParamType, modifier: string | undefined, val
     case 'reference': {
       const parts: string[] = [];
       const params: unknown[] = [];
-      if (value.url !== undefined) {
+      if (value.identifier !== undefined) {
+        parts.push(`${i}.identifier_value = ?`);
+        params.push(value.identifier.value);
+        if (value.identifier.system !== undefined) { parts.push(`${i}.identifier_system = ?`); params.push(value.identifier.system); }
+      } else if (value.url !== undefined) {
         parts.push(`${i}.url = ?`);
         params.push(value.url);
       } else {
@@ -125,7 +131,16 @@ function valuePredicate(type: SearchParamType, modifier: string | undefined, val
       }
       return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
     }
+    case 'composite': {
+      const first = valuePredicate('token', undefined, value.first, i);
+      const second = compositeSecondPredicate(value, i);
+      return { sql: `(${first.sql.replaceAll(`${i}.code`, `${i}.c1_code`).replaceAll(`${i}.system`, `${i}.c1_system`)} AND ${second.sql})`, params: [...first.params, ...second.params] };
+    }
     case 'uri': {
+      if (modifier === 'above') {
+        // search.html#uri :above: the stored uri is the search value or a prefix of it.
+        return { sql: `substr(?, 1, length(${i}.value)) = ${i}.value`, params: [value.value] };
+      }
       if (modifier === 'below') {
         return { sql: `${i}.value LIKE ? ESCAPE '\\'`, params: [`${likeEscape(value.value)}%`] };
       }
@@ -141,6 +156,28 @@ interface CriterionScope {
   resourceType: string | null;
   /** Nesting depth, to give nested subqueries their own aliases. */
   depth: number;
+}
+
+/** The second component of a composite against the c2_* columns of idx_composite. */
+function compositeSecondPredicate(value: CompositeSearchValue, i: string): SqlFragment {
+  const second = value.second;
+  switch (second.kind) {
+    case 'token': {
+      const t = valuePredicate('token', undefined, second, i);
+      return { sql: t.sql.replaceAll(`${i}.code`, `${i}.c2_code`).replaceAll(`${i}.system`, `${i}.c2_system`), params: t.params };
+    }
+    case 'string':
+      return { sql: `(${i}.c2_text >= ? AND ${i}.c2_text < ?)`, params: [second.folded, `${second.folded}\uffff`] };
+    case 'range': {
+      if (value.secondType === 'date') return dateRangePredicate(second, `${i}.c2_low`, `${i}.c2_high`);
+      const numeric = numberPredicate(second, `${i}.c2_value`);
+      const parts = [numeric.sql];
+      const params = [...numeric.params];
+      if (second.code !== undefined) { parts.push(`${i}.c2_code = ?`); params.push(second.code); }
+      if (second.system !== undefined && second.system !== null) { parts.push(`${i}.c2_system = ?`); params.push(second.system); }
+      return { sql: `(${parts.join(' AND ')})`, params };
+    }
+  }
 }
 
 /** Criteria on the resources table's own columns: `_id` and `_lastUpdated`. */

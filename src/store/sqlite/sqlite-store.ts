@@ -15,8 +15,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { SearchIndexEntry } from '../../fhir/search-index-entry.js';
 import type { SearchQuery } from '../../fhir/search-query.js';
+import { newVersionLeaf } from '../../ledger/version-leaf.js';
 import type {
-  HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction,
+  HistoryPage, HistoryQuery, LedgerAnchor, LedgerAnchorStatus, LedgerLeafRecord, LedgerLeafWithVersion, LedgerStore,
+  NewVersion, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction, SubtreeHash,
 } from '../store.js';
 import { CurrentVersionCache } from '../current-version-cache.js';
 import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
@@ -42,15 +44,46 @@ export interface SqliteStoreOptions {
   readCacheEntries: number;
 }
 
-function applyMigrations(db: Db): void {
+/** Applies the migrations the file lacks; returns the schema version the file had. */
+function applyMigrations(db: Db): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(SQLITE_MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
+      // Versions written before the ledger existed become its first leaves, in commit order,
+      // in the migration's transaction: the invariant "every stored version is a leaf" holds
+      // from the first moment the ledger tables exist.
+      if (v + 1 === LEDGER_MIGRATION) backfillLedgerLeaves(db);
     })();
   }
+  return current;
 }
+
+/** Schema version that introduced the ledger tables. */
+const LEDGER_MIGRATION = 2;
+const BACKFILL_PAGE = 5000;
+
+function backfillLedgerLeaves(db: Db): void {
+  const page = db.prepare(`
+    SELECT v.seq, v.rid, r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content
+    FROM versions v JOIN resources r ON r.rid = v.rid WHERE v.seq > ? ORDER BY v.seq LIMIT ?`);
+  const insert = db.prepare(INSERT_LEAF_SQL);
+  for (let after = 0; ;) {
+    const rows = page.all(after, BACKFILL_PAGE) as Row[];
+    if (rows.length === 0) return;
+    for (const row of rows) {
+      const leaf = newVersionLeaf(toStoredVersion(row));
+      insert.run(row.rid, row.version_id, leaf.salt, leaf.leafHash);
+    }
+    after = rows[rows.length - 1]!.seq as number;
+  }
+}
+
+/** The next leaf index is max + 1 (a seek on the primary key), inside the writing transaction. */
+const INSERT_LEAF_SQL = `
+  INSERT INTO ledger_leaves (leaf_index, rid, version_id, salt, leaf_hash)
+  SELECT coalesce(max(leaf_index) + 1, 0), ?, ?, ?, ? FROM ledger_leaves`;
 
 function toStoredVersion(row: Row): StoredVersion {
   return {
@@ -169,6 +202,7 @@ export class SqliteStore implements Store {
   /** Versions written by the open batch; they reach the cache only once COMMIT returned. */
   private batchWrites: StoredVersion[] = [];
   private readonly cache: CurrentVersionCache;
+  readonly ledger: LedgerStore;
 
   constructor(options: SqliteStoreOptions) {
     fs.mkdirSync(path.dirname(options.file), { recursive: true });
@@ -187,6 +221,8 @@ export class SqliteStore implements Store {
       this.paramIds.set(`${row.type as string}.${row.code as string}`, row.pid as number);
     }
     this.readOnly = new SqliteReader(this.readerStatements, this.paramIdSql);
+    this.ledger = new SqliteLedgerStore(this.readerStatements, this.writerStatements,
+      (work) => this.transaction(async () => work()));
   }
 
   /** Parameter ids as SQL: one type → `= pid`; a system search → every type's pid for the code. */
@@ -329,6 +365,10 @@ export class SqliteStore implements Store {
     }
     s.get('INSERT INTO versions (rid, version_id, last_updated, deleted, content) VALUES (?, ?, ?, ?, ?)')
       .run(rid, version.versionId, lastUpdated, deleted, version.json);
+    // The version's ledger leaf, in the same transaction: no version without its leaf, no
+    // leaf without its version (DESIGN.md "The spine").
+    const leaf = version.leaf ?? newVersionLeaf(version);
+    s.get(INSERT_LEAF_SQL).run(rid, version.versionId, leaf.salt, leaf.leafHash);
     for (const entry of version.indexEntries) this.insertIndexEntry(rid, version.resourceType, entry);
     this.batchWrites.push({
       resourceType: version.resourceType, id: version.id, versionId: version.versionId,
@@ -344,8 +384,8 @@ export class SqliteStore implements Store {
         s.get('INSERT INTO idx_string (rid, pid, value, raw) VALUES (?, ?, ?, ?)').run(rid, pid, entry.value, entry.raw);
         break;
       case 'token':
-        s.get('INSERT INTO idx_token (rid, pid, system, code, text) VALUES (?, ?, ?, ?, ?)')
-          .run(rid, pid, entry.system, entry.code, entry.text);
+        s.get('INSERT INTO idx_token (rid, pid, system, code, text, of_type) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(rid, pid, entry.system, entry.code, entry.text, entry.ofType ?? null);
         break;
       case 'date':
         s.get('INSERT INTO idx_date (rid, pid, low, high) VALUES (?, ?, ?, ?)').run(rid, pid, entry.low, entry.high);
@@ -359,12 +399,27 @@ export class SqliteStore implements Store {
           .run(rid, pid, entry.value, entry.low, entry.high, entry.system, entry.code, entry.unit);
         break;
       case 'reference':
-        s.get('INSERT INTO idx_reference (rid, pid, target_type, target_id, url) VALUES (?, ?, ?, ?, ?)')
-          .run(rid, pid, entry.targetType, entry.targetId, entry.url);
+        s.get('INSERT INTO idx_reference (rid, pid, target_type, target_id, url, identifier_system, identifier_value) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(rid, pid, entry.targetType, entry.targetId, entry.url, entry.identifierSystem ?? null, entry.identifierValue ?? null);
         break;
       case 'uri':
         s.get('INSERT INTO idx_uri (rid, pid, value) VALUES (?, ?, ?)').run(rid, pid, entry.value);
         break;
+      case 'composite': {
+        const second = entry.second;
+        const c2 = {
+          system: 'system' in second ? second.system : null,
+          code: 'code' in second ? second.code : null,
+          value: 'value' in second && typeof second.value === 'number' ? second.value : null,
+          low: 'low' in second ? second.low : null,
+          high: 'high' in second ? second.high : null,
+          text: second.kind === 'string' ? second.value : null,
+        };
+        s.get(`INSERT INTO idx_composite (rid, pid, c1_system, c1_code, c2_system, c2_code, c2_value, c2_low, c2_high, c2_text)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          .run(rid, pid, entry.first.system, entry.first.code, c2.system, c2.code, c2.value, c2.low, c2.high, c2.text);
+        break;
+      }
     }
   }
 
@@ -372,5 +427,143 @@ export class SqliteStore implements Store {
     if (this.batchScheduled) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.reader.close();
     this.writer.close();
+  }
+}
+
+function toAnchor(row: Row): LedgerAnchor {
+  return {
+    treeSize: row.tree_size as number,
+    root: row.root as Buffer,
+    status: row.status as LedgerAnchorStatus,
+    txHash: (row.tx_hash as string | null) ?? null,
+    rawTx: (row.raw_tx as string | null) ?? null,
+    blockNumber: (row.block_number as number | null) ?? null,
+    chainId: (row.chain_id as string | null) ?? null,
+    contractAddress: (row.contract_address as string | null) ?? null,
+    gasUsed: (row.gas_used as number | null) ?? null,
+    createdAt: row.created_at as number,
+    anchoredAt: (row.anchored_at as number | null) ?? null,
+  };
+}
+
+function toLeaf(row: Row): LedgerLeafRecord {
+  return {
+    leafIndex: row.leaf_index as number,
+    resourceType: row.type as string,
+    id: row.id as string,
+    versionId: row.version_id as number,
+    salt: row.salt as Buffer,
+    leafHash: row.leaf_hash as Buffer,
+  };
+}
+
+/**
+ * The ledger tables. Reads go to the reader connection (committed data only); writes are
+ * queued as transactions of the store, so they share its group commit and never run on the
+ * writer connection while another transaction is open on it.
+ */
+class SqliteLedgerStore implements LedgerStore {
+  constructor(
+    private readonly reads: StatementCache,
+    private readonly writes: StatementCache,
+    private readonly write: (work: () => void) => Promise<void>,
+  ) {}
+
+  async treeSize(): Promise<number> {
+    const row = this.reads.get('SELECT max(leaf_index) AS m FROM ledger_leaves').get() as { m: number | null };
+    return row.m === null ? 0 : row.m + 1;
+  }
+
+  async leafHashes(start: number, end: number): Promise<Buffer[]> {
+    if (end <= start) return [];
+    const rows = this.reads.get('SELECT leaf_hash FROM ledger_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index')
+      .all(start, end) as { leaf_hash: Buffer }[];
+    if (rows.length !== end - start) throw new Error(`ledger leaves ${start}..${end - 1} are not all stored`);
+    return rows.map((r) => r.leaf_hash);
+  }
+
+  async leafOfVersion(resourceType: string, id: string, versionId: number): Promise<LedgerLeafRecord | undefined> {
+    const row = this.reads.get(`
+      SELECT l.leaf_index, r.type, r.id, l.version_id, l.salt, l.leaf_hash
+      FROM resources r JOIN ledger_leaves l ON l.rid = r.rid
+      WHERE r.type = ? AND r.id = ? AND l.version_id = ?`).get(resourceType, id, versionId) as Row | undefined;
+    return row ? toLeaf(row) : undefined;
+  }
+
+  async leavesWithVersions(start: number, limit: number): Promise<LedgerLeafWithVersion[]> {
+    const rows = this.reads.get(`
+      SELECT l.leaf_index, r.type, r.id, l.version_id, l.salt, l.leaf_hash,
+             v.version_id AS v_version_id, v.last_updated, v.deleted, v.content
+      FROM ledger_leaves l
+      LEFT JOIN resources r ON r.rid = l.rid
+      LEFT JOIN versions v ON v.rid = l.rid AND v.version_id = l.version_id
+      WHERE l.leaf_index >= ? ORDER BY l.leaf_index LIMIT ?`).all(start, limit) as Row[];
+    return rows.map((row) => ({
+      ...toLeaf(row),
+      resourceType: (row.type as string | null) ?? '',
+      id: (row.id as string | null) ?? '',
+      version: row.v_version_id === null || row.type === null ? undefined : toStoredVersion(row),
+    }));
+  }
+
+  async versionsWithoutLeaves(limit: number): Promise<StoredVersion[]> {
+    const rows = this.reads.get(`
+      SELECT r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content
+      FROM versions v JOIN resources r ON r.rid = v.rid
+      WHERE NOT EXISTS (SELECT 1 FROM ledger_leaves l WHERE l.rid = v.rid AND l.version_id = v.version_id)
+      ORDER BY v.seq LIMIT ?`).all(limit) as Row[];
+    return rows.map(toStoredVersion);
+  }
+
+  async subtreeHash(level: number, index: number): Promise<Buffer | undefined> {
+    const row = this.reads.get('SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?').get(level, index) as { hash: Buffer } | undefined;
+    return row?.hash;
+  }
+
+  async subtreeHashCount(level: number): Promise<number> {
+    const row = this.reads.get('SELECT max(idx) AS m FROM ledger_nodes WHERE level = ?').get(level) as { m: number | null };
+    return row.m === null ? 0 : row.m + 1;
+  }
+
+  saveSubtreeHashes(hashes: SubtreeHash[]): Promise<void> {
+    if (hashes.length === 0) return Promise.resolve();
+    return this.write(() => {
+      // OR IGNORE: a subtree hash is a pure function of the leaves, so one already stored
+      // (by a concurrent or repeated materialization) is the same value.
+      const insert = this.writes.get('INSERT OR IGNORE INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)');
+      for (const h of hashes) insert.run(h.level, h.index, h.hash);
+    });
+  }
+
+  async anchors(): Promise<LedgerAnchor[]> {
+    return (this.reads.get('SELECT * FROM ledger_anchors ORDER BY tree_size').all() as Row[]).map(toAnchor);
+  }
+
+  async anchor(treeSize: number): Promise<LedgerAnchor | undefined> {
+    const row = this.reads.get('SELECT * FROM ledger_anchors WHERE tree_size = ?').get(treeSize) as Row | undefined;
+    return row ? toAnchor(row) : undefined;
+  }
+
+  async latestAnchored(): Promise<LedgerAnchor | undefined> {
+    const row = this.reads.get(`SELECT * FROM ledger_anchors WHERE status = 'anchored' ORDER BY tree_size DESC LIMIT 1`)
+      .get() as Row | undefined;
+    return row ? toAnchor(row) : undefined;
+  }
+
+  async firstAnchoredCovering(leafIndex: number): Promise<LedgerAnchor | undefined> {
+    const row = this.reads.get(`SELECT * FROM ledger_anchors WHERE status = 'anchored' AND tree_size > ? ORDER BY tree_size LIMIT 1`)
+      .get(leafIndex) as Row | undefined;
+    return row ? toAnchor(row) : undefined;
+  }
+
+  saveAnchor(anchor: LedgerAnchor): Promise<void> {
+    return this.write(() => {
+      this.writes.get(`
+        INSERT OR REPLACE INTO ledger_anchors
+          (tree_size, root, status, tx_hash, raw_tx, block_number, chain_id, contract_address, gas_used, created_at, anchored_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+        anchor.treeSize, anchor.root, anchor.status, anchor.txHash, anchor.rawTx, anchor.blockNumber,
+        anchor.chainId, anchor.contractAddress, anchor.gasUsed, anchor.createdAt, anchor.anchoredAt);
+    });
   }
 }

@@ -1,0 +1,47 @@
+/**
+ * The ledger's operations (issue: tamper-evident history):
+ *   GET [base]/$ledger                               the log's status
+ *   GET [base]/[type]/[id]/$verify                   every version of a resource
+ *   GET [base]/[type]/[id]/_history/[vid]/$verify    one version
+ * Each answers a Parameters resource (ledger/ledger-parameters.ts). A version that fails
+ * verification is still a 200: the answer is the verdict, not an error.
+ */
+import type { Context } from 'koa';
+import { FhirError } from '../../fhir/fhir-error.js';
+import {
+  ledgerStatusParameters, resourceVerificationParameters, versionVerificationParameters,
+} from '../../ledger/ledger-parameters.js';
+import type { LedgerVerifier } from '../../ledger/ledger-verifier.js';
+import type { ResourceService } from '../../services/resource-service.js';
+import { sendJson } from '../fhir-response.js';
+
+export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceService) {
+  const target = (ctx: Context): { type: string; id: string } => {
+    const type = ctx.params.type as string;
+    const id = ctx.params.id as string;
+    resources.assertKnownType(type);
+    resources.assertValidId(id);
+    return { type, id };
+  };
+
+  return {
+    async status(ctx: Context): Promise<void> {
+      sendJson(ctx, 200, ledgerStatusParameters(await verifier.status()));
+    },
+
+    async verifyResource(ctx: Context): Promise<void> {
+      const { type, id } = target(ctx);
+      const versions = await verifier.verifyResource(type, id);
+      if (!versions) throw FhirError.notFound(`${type}/${id} is not known`);
+      sendJson(ctx, 200, resourceVerificationParameters(versions));
+    },
+
+    async verifyVersion(ctx: Context): Promise<void> {
+      const { type, id } = target(ctx);
+      const vid = ctx.params.vid as string;
+      const version = /^\d{1,15}$/.test(vid) ? await verifier.verifyVersion(type, id, Number(vid)) : undefined;
+      if (!version) throw FhirError.notFound(`${type}/${id}/_history/${vid} does not exist`);
+      sendJson(ctx, 200, versionVerificationParameters(version));
+    },
+  };
+}
