@@ -13,6 +13,7 @@ export interface CapabilityInputs {
     systemInteractions: string[];
     typeInteractions: string[];
     typeOperations: { name: string; definition: string }[];
+    systemOperations: { name: string; definition: string }[];
   };
   version: string;
   baseUrl: string;
@@ -27,7 +28,7 @@ export interface CapabilityInputs {
 const SEARCHABLE_TYPES = new Set(['string', 'token', 'date', 'number', 'quantity', 'reference', 'uri', 'composite']);
 
 export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
-  const { firstClassTypes, systemInteractions, typeInteractions, typeOperations, ...base } = inputs.base;
+  const { firstClassTypes, systemInteractions, typeInteractions, typeOperations, systemOperations, ...base } = inputs.base;
   const ordered = [...firstClassTypes, ...inputs.resourceTypes.filter((t) => !firstClassTypes.includes(t)).sort()];
   const resource = ordered.map((type) => {
     const params = inputs.searchParametersOf(type).filter((p) => SEARCHABLE_TYPES.has(p.type) && (p.expression !== null || p.code.startsWith('_')));
@@ -60,9 +61,10 @@ export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
     implementation: { ...(base.implementation as object), url: inputs.baseUrl },
     rest: [{
       mode: 'server',
-      documentation: 'Search supports _count, _offset paging, _sort, _total and _summary=count; unknown parameters are reported in an OperationOutcome entry, or refused with 400 under Prefer: handling=strict.',
+      documentation: 'Search: every listed parameter with its modifiers; chaining, _has, _include/_revinclude(:iterate), _sort, _count, _total, _summary, _elements, compartment search Patient/{id}/{type}. Unknown parameters are reported in an OperationOutcome entry, or refused with 400 under Prefer: handling=strict. $verify (instance and version) proves a version against the Merkle log anchored on Ethereum; $ledger reports the log.',
       resource,
       interaction: systemInteractions.map((code) => ({ code })),
+      operation: systemOperations,
     }],
   } as unknown as Resource;
 }

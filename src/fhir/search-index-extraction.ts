@@ -927,13 +927,33 @@ function compileComposite(def: SearchParameterDefinition, registry: SearchParame
   if (types[0] !== 'token' || !types[1] || !BUILDERS[types[1]] || types[1] === 'composite') return undefined;
   const bases = unionMembers(def.expression);
   if (bases.some((b) => baseNodes(b, { resourceType: def.resourceType }) === undefined)) return undefined;
-  const fns = new Map<string, FhirPathFn>();
-  const componentFn = (basePath: string, expression: string): FhirPathFn => {
+  // A component expression runs on one node. The fast evaluator walks from the resource root,
+  // so the node is wrapped in a minimal resource along its base path (`Observation.component`
+  // → `{ resourceType, component: [node] }`) and the expression is rooted at that path. What
+  // the fast evaluator cannot compile runs on fhirpath.js with the node as its base.
+  const fns = new Map<string, (node: unknown) => TypedNode[]>();
+  const componentFn = (basePath: string, expression: string): ((node: unknown) => TypedNode[]) => {
     const key = `${basePath}|${expression}`;
     let fn = fns.get(key);
     if (!fn) {
-      fn = fhirpath.compile({ base: basePath, expression: toIndexableFhirPath(expression) } as never, r4Model,
-        { resolveInternalTypes: false }) as FhirPathFn;
+      const [root, ...children] = basePath.split('.');
+      try {
+        const rooted = unionMembers(expression).map((member) => `${basePath}.${member}`).join(' | ');
+        const fast = compileSimpleExpression(rooted, root!);
+        fn = (node) => {
+          let wrapper: unknown = node;
+          for (let c = children.length - 1; c >= 0; c--) wrapper = { [children[c]!]: [wrapper] };
+          const resource = children.length === 0 ? node : { ...(wrapper as object), resourceType: root };
+          const nodes: TypedNode[] = [];
+          fast(resource as Resource, (data, type) => nodes.push({ data, type }));
+          return nodes;
+        };
+      } catch (error) {
+        if (!(error instanceof UnsupportedExpression)) throw error;
+        const compiled = fhirpath.compile({ base: basePath, expression: toIndexableFhirPath(expression) } as never, r4Model,
+          { resolveInternalTypes: false }) as FhirPathFn;
+        fn = (node) => typedNodes(compiled, node);
+      }
       fns.set(key, fn);
     }
     return fn;
@@ -943,7 +963,7 @@ function compileComposite(def: SearchParameterDefinition, registry: SearchParame
     if (!byExpression) { byExpression = new Map(); memo.set(node, byExpression); }
     const key = `${basePath}|${expression}`;
     let result = byExpression.get(key);
-    if (!result) { result = typedNodes(componentFn(basePath, expression), node); byExpression.set(key, result); }
+    if (!result) { result = componentFn(basePath, expression)(node); byExpression.set(key, result); }
     return result;
   };
   const secondBuilder = BUILDERS[types[1]]!;

@@ -128,19 +128,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `,
   // Migration 4: covering indexes.
   `
-  -- Covering indexes: a lookup by value yields rid without touching the table row, and a
-  -- per-resource EXISTS probe (rid, pid, value) is answered from the index alone. At a million
-  -- Observations this is the difference between random table reads and index-only scans.
+  -- Covering indexes where the hot searches need them: a lookup by value yields rid without
+  -- touching the table row, and a per-resource EXISTS probe on a token or date is answered from
+  -- the index alone. At a million Observations this is the difference between random table
+  -- reads and index-only scans. Other tables keep narrow indexes: every index column is paid
+  -- for on every write.
   DROP INDEX idx_string_lookup;    CREATE INDEX idx_string_lookup ON idx_string (pid, value, rid);
-  DROP INDEX idx_string_rid;       CREATE INDEX idx_string_rid ON idx_string (rid, pid, value);
   DROP INDEX idx_token_lookup;     CREATE INDEX idx_token_lookup ON idx_token (pid, code, system, rid);
   DROP INDEX idx_token_rid;        CREATE INDEX idx_token_rid ON idx_token (rid, pid, code, system);
   DROP INDEX idx_date_lookup;      CREATE INDEX idx_date_lookup ON idx_date (pid, low, high, rid);
   DROP INDEX idx_date_rid;         CREATE INDEX idx_date_rid ON idx_date (rid, pid, low, high);
-  DROP INDEX idx_number_rid;       CREATE INDEX idx_number_rid ON idx_number (rid, pid, value);
-  DROP INDEX idx_quantity_rid;     CREATE INDEX idx_quantity_rid ON idx_quantity (rid, pid, value, code, system);
   DROP INDEX idx_reference_lookup; CREATE INDEX idx_reference_lookup ON idx_reference (pid, target_id, target_type, rid);
-  DROP INDEX idx_reference_rid;    CREATE INDEX idx_reference_rid ON idx_reference (rid, pid, target_id, target_type);
   `,
 ];
 
