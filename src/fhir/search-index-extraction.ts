@@ -523,21 +523,27 @@ function compileWithFhirPathJs(expression: string): Evaluator {
     fhirpath.compile(toIndexableFhirPath(member), r4Model, { resolveInternalTypes: false }) as (resource: unknown) => unknown[]);
   return (resource, sink) => {
     for (const fn of members) {
-      for (const node of fn(resource)) {
-        if (node !== null && typeof node === 'object' && 'fhirNodeDataType' in node) {
-          const n = node as FhirPathNode;
-          let data = n.data;
-          // fhirpath.js wraps decimal primitives in FP_Decimal; the index wants the JSON number.
-          if (data !== null && typeof data === 'object' && typeof (data as { toNumber?: unknown }).toNumber === 'function') {
-            data = (data as { toNumber(): number }).toNumber();
-          }
-          sink(data, n.fhirNodeDataType ?? '');
-        } else if (typeof node === 'boolean') sink(node, 'boolean');
-        else if (typeof node === 'number') sink(node, 'decimal');
-        else if (typeof node === 'string') sink(node, 'string');
-      }
+      for (const node of fn(resource)) sendResultNode(node, sink);
     }
   };
+}
+
+/**
+ * Passes one fhirpath.js result on with its FHIR type: typed nodes as they are (decimals, which
+ * fhirpath.js wraps in FP_Decimal, as the JSON number the index wants), bare JS primitives with
+ * the FHIR type they stand for.
+ */
+function sendResultNode(node: unknown, sink: NodeSink): void {
+  if (node !== null && typeof node === 'object' && 'fhirNodeDataType' in node) {
+    const n = node as FhirPathNode;
+    let data = n.data;
+    if (data !== null && typeof data === 'object' && typeof (data as { toNumber?: unknown }).toNumber === 'function') {
+      data = (data as { toNumber(): number }).toNumber();
+    }
+    sink(data, n.fhirNodeDataType ?? '');
+  } else if (typeof node === 'boolean') sink(node, 'boolean');
+  else if (typeof node === 'number') sink(node, 'decimal');
+  else if (typeof node === 'string') sink(node, 'string');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,16 +887,7 @@ export type CompositeMemo = Map<unknown, Map<string, TypedNode[]>>;
 /** Typed result nodes of a compiled fhirpath.js function. */
 function typedNodes(fn: FhirPathFn, input: unknown): TypedNode[] {
   const nodes: TypedNode[] = [];
-  for (const node of fn(input)) {
-    if (node !== null && typeof node === 'object' && 'fhirNodeDataType' in node) {
-      const n = node as FhirPathNode;
-      let data = n.data;
-      if (data !== null && typeof data === 'object' && typeof (data as { toNumber?: unknown }).toNumber === 'function') {
-        data = (data as { toNumber(): number }).toNumber();
-      }
-      nodes.push({ data, type: n.fhirNodeDataType ?? '' });
-    }
-  }
+  for (const node of fn(input)) sendResultNode(node, (data, type) => nodes.push({ data, type }));
   return nodes;
 }
 
