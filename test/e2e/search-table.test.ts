@@ -123,6 +123,32 @@ describe('search semantics table (e2e)', () => {
     ]],
   };
 
+  it('_sort: several keys, descending, missing values first when ascending', async () => {
+    const order = async (query: string) => ((await server.request('GET', `/fhir/Patient?${query}`)).json.entry ?? [])
+      .filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource.id);
+    expect(await order('_sort=birthdate')).to.deep.equal(['p-none', 'p-year', 'p-month', 'p-day', 'p-next']);
+    // Descending sorts by the end of each date's range: the year 1990 ends after June 1990.
+    expect(await order('_sort=-birthdate')).to.deep.equal(['p-next', 'p-year', 'p-month', 'p-day', 'p-none']);
+    expect(await order('_sort=gender,-birthdate&gender=female,male')).to.deep.equal(['p-year', 'p-day', 'p-month']);
+    expect(await order('_sort=-_id&_id=p-year,p-day')).to.deep.equal(['p-year', 'p-day']);
+  });
+
+  it('_tag, _profile and _security match meta', async () => {
+    await put('org-meta', {
+      resourceType: 'Organization', name: 'Tagged',
+      meta: {
+        tag: [{ system: 'urn:tags', code: 'study-a' }],
+        security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+        profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient'],
+      },
+    });
+    await put('org-plain', { resourceType: 'Organization', name: 'Plain' });
+    await check('Organization', ['_tag=urn:tags|study-a', ['org-meta']]);
+    await check('Organization', ['_security=R', ['org-meta']]);
+    await check('Organization', ['_profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient', ['org-meta']]);
+    await check('Organization', ['_tag:not=urn:tags|study-a', ['org-plain']]);
+  });
+
   for (const [name, [type, rows]] of Object.entries(table)) {
     it(name, async () => {
       for (const row of rows) await check(type, row);
