@@ -85,7 +85,8 @@ describe('Anchorer (real SQLite store, real anvil node)', function () {
     anchorers.push(a);
     return a;
   }
-  const nonce = async () => Number(await jsonRpc(anvil.rpcUrl, 'eth_getTransactionCount', [ANVIL_DEV_ADDRESS, 'latest']));
+  // 'pending' counts transactions broadcast but not yet mined too, so a send cannot hide behind block timing.
+  const nonce = async () => Number(await jsonRpc(anvil.rpcUrl, 'eth_getTransactionCount', [ANVIL_DEV_ADDRESS, 'pending']));
 
   /** Every RootAnchored event of the test's contract: tree size → root. */
   async function rootsOnChain(): Promise<Map<number, string>> {
@@ -204,6 +205,8 @@ describe('Anchorer (real SQLite store, real anvil node)', function () {
     await crashing.stop();
     const [pending] = await store.ledger.anchors();
     expect(pending).to.include({ treeSize: 5, status: 'pending' });
+    // The crashed anchorer did broadcast: wait for it to be mined before counting what was sent.
+    await until(async () => (await inner.receipt(pending!.txHash!)) !== undefined, 5000, 'the broadcast receipt');
     const sent = await nonce();
     const restarted = anchorer();
     await restarted.anchorNow();
