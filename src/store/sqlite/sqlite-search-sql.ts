@@ -5,7 +5,7 @@
  */
 import { FhirError } from '../../fhir/fhir-error.js';
 import type {
-  CompositeSearchValue, RangeSearchValue, SearchCriterion, SearchQuery, SearchValue,
+  CompositeSearchValue, RangeSearchValue, SearchCriterion, SearchQuery, SearchValue, TokenSearchValue,
 } from '../../fhir/search-query.js';
 import type { SearchParamType } from '../../fhir/search-index-entry.js';
 import { INDEX_TABLES } from './sqlite-schema.js';
@@ -81,6 +81,17 @@ function numberPredicate(value: RangeSearchValue, valueCol: string): SqlFragment
   }
 }
 
+/** search.html#token: `code`, `system|code`, `|code` (no system), `system|`; `:of-type` adds the type. */
+function tokenPredicate(value: TokenSearchValue, codeCol: string, systemCol: string, ofTypeCol?: string): SqlFragment {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  if (value.ofType !== undefined && ofTypeCol) { parts.push(`${ofTypeCol} = ?`); params.push(value.ofType); }
+  if (value.code !== undefined) { parts.push(`${codeCol} = ?`); params.push(value.code); }
+  if (value.system === null) parts.push(`${systemCol} IS NULL`);
+  else if (value.system !== undefined) { parts.push(`${systemCol} = ?`); params.push(value.system); }
+  return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
+}
+
 /** The predicate one OR-value puts on one index row `i`. */
 function valuePredicate(type: SearchParamType, modifier: string | undefined, value: SearchValue, i: string): SqlFragment {
   switch (value.kind) {
@@ -88,13 +99,7 @@ function valuePredicate(type: SearchParamType, modifier: string | undefined, val
       if (modifier === 'text') {
         return { sql: `${i}.text LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(value.code ?? '')}%`] };
       }
-      const parts: string[] = [];
-      const params: unknown[] = [];
-      if (value.ofType !== undefined) { parts.push(`${i}.of_type = ?`); params.push(value.ofType); }
-      if (value.code !== undefined) { parts.push(`${i}.code = ?`); params.push(value.code); }
-      if (value.system === null) parts.push(`${i}.system IS NULL`);
-      else if (value.system !== undefined) { parts.push(`${i}.system = ?`); params.push(value.system); }
-      return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
+      return tokenPredicate(value, `${i}.code`, `${i}.system`, `${i}.of_type`);
     }
     case 'string': {
       if (modifier === 'exact') return { sql: `${i}.raw = ?`, params: [value.raw] };
@@ -132,9 +137,9 @@ function valuePredicate(type: SearchParamType, modifier: string | undefined, val
       return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
     }
     case 'composite': {
-      const first = valuePredicate('token', undefined, value.first, i);
       const second = compositeSecondPredicate(value, i);
-      return { sql: `(${first.sql.replaceAll(`${i}.code`, `${i}.c1_code`).replaceAll(`${i}.system`, `${i}.c1_system`)} AND ${second.sql})`, params: [...first.params, ...second.params] };
+      const first = tokenPredicate(value.first, `${i}.c1_code`, `${i}.c1_system`);
+      return { sql: `(${first.sql} AND ${second.sql})`, params: [...first.params, ...second.params] };
     }
     case 'uri': {
       if (modifier === 'above') {
@@ -162,10 +167,8 @@ interface CriterionScope {
 function compositeSecondPredicate(value: CompositeSearchValue, i: string): SqlFragment {
   const second = value.second;
   switch (second.kind) {
-    case 'token': {
-      const t = valuePredicate('token', undefined, second, i);
-      return { sql: t.sql.replaceAll(`${i}.code`, `${i}.c2_code`).replaceAll(`${i}.system`, `${i}.c2_system`), params: t.params };
-    }
+    case 'token':
+      return tokenPredicate(second, `${i}.c2_code`, `${i}.c2_system`);
     case 'string':
       return { sql: `(${i}.c2_text >= ? AND ${i}.c2_text < ?)`, params: [second.folded, `${second.folded}\uffff`] };
     case 'range': {
