@@ -290,7 +290,7 @@ function assertNoDuplicateTargets(requests: BundleEntryRequest[]): void {
     const key = `${request.target.resourceType}/${request.target.id}`;
     const earlier = seen.get(key);
     if (earlier !== undefined) {
-      throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] both modify ${key}`, 'invalid', [`Bundle.entry[${request.index}]`]);
+      throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] both modify the same ${request.target.resourceType}`, 'invalid', [`Bundle.entry[${request.index}]`]);
     }
     seen.set(key, request.index);
   }

@@ -64,7 +64,7 @@ export class ResourceService {
 
   assertKnownType(resourceType: string): void {
     if (!this.validator.isKnownResourceType(resourceType)) {
-      throw FhirError.notFound(`Unknown resource type '${resourceType}'`);
+      throw FhirError.notFound('Unknown resource type: not a FHIR R4 resource type this server supports');
     }
   }
 
@@ -264,10 +264,10 @@ export class ResourceService {
   /** http.html#vread: a deleted version → 410. */
   async vread(resourceType: string, id: string, versionId: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
-    if (!/^\d{1,15}$/.test(versionId)) throw FhirError.notFound(`Version '${versionId}' does not exist`);
+    if (!/^\d{1,15}$/.test(versionId)) throw FhirError.notFound(`This ${resourceType} version does not exist`);
     const version = await reader.readVersion(resourceType, id, Number(versionId));
-    if (!version) throw FhirError.notFound(`${resourceType}/${id}/_history/${versionId} does not exist`);
-    if (version.deleted) throw FhirError.gone(`${resourceType}/${id}/_history/${versionId} is a deletion`);
+    if (!version) throw FhirError.notFound(`This ${resourceType} version does not exist`);
+    if (version.deleted) throw FhirError.gone(`This ${resourceType} version is a deletion`);
     return version;
   }
 
@@ -305,7 +305,7 @@ export class ResourceService {
       count, offset,
     });
     if (params.id !== undefined && page.total === 0) {
-      throw FhirError.notFound(`${params.resourceType}/${params.id} does not exist`);
+      throw FhirError.notFound(`No ${params.resourceType} with this id exists`);
     }
     return { ...page, count, offset };
   }
@@ -320,7 +320,7 @@ export class ResourceService {
     if (question !== -1) {
       const prefix = query.slice(0, question);
       if (prefix !== '' && prefix !== resourceType) {
-        throw FhirError.badRequest(`Conditional criteria name type ${prefix}, expected ${resourceType}`);
+        throw FhirError.badRequest(`Conditional criteria name another resource type; expected ${resourceType}`);
       }
       query = query.slice(question + 1);
     }
@@ -338,8 +338,8 @@ export class ResourceService {
 
   private async readExisting(reader: StoreReader, resourceType: string, id: string): Promise<StoredVersion> {
     const current = await reader.readCurrent(resourceType, id);
-    if (!current) throw FhirError.notFound(`${resourceType}/${id} is not known`);
-    if (current.deleted) throw FhirError.gone(`${resourceType}/${id} has been deleted`);
+    if (!current) throw FhirError.notFound(`No ${resourceType} with this id exists`);
+    if (current.deleted) throw FhirError.gone(`This ${resourceType} has been deleted`);
     return current;
   }
 
@@ -354,7 +354,7 @@ export class ResourceService {
 
   private assertBodyType(resourceType: string, body: Resource): void {
     if (body.resourceType !== resourceType) {
-      throw FhirError.badRequest(`Resource type '${String(body.resourceType)}' does not match the endpoint ${resourceType}`, 'invalid', ['resourceType']);
+      throw FhirError.badRequest(`The body's resourceType does not match the endpoint ${resourceType}`, 'invalid', ['resourceType']);
     }
   }
 
