@@ -1,0 +1,354 @@
+/**
+ * The pseudonym vault on SQLite: its own database file, apart from the clinical database, so that
+ * the clinical data alone cannot be re-identified (45 CFR 164.514(c): the re-identification code
+ * is kept separately and is not derived from the individual's information).
+ *
+ * Keys. One 32-byte master key; HKDF-SHA256 (RFC 5869) derives two independent sub-keys with
+ * distinct `info` labels, one for AES-256-GCM and one for HMAC-SHA256, so that no key is ever used
+ * by two algorithms. The master key is uniformly random, so HKDF's salt is left empty (RFC 5869
+ * section 3.1: a salt adds little when the input keying material is already a uniform key).
+ *
+ * What is stored per pair (table `pairs`):
+ *   lookup_hash  HMAC(macKey, domain ‖ 0x00 ‖ real), PRIMARY KEY: finds a pair from a real value
+ *                without storing it (keyed, so a dictionary of MRNs cannot be hashed offline);
+ *   value_hash   HMAC(macKey, "any" ‖ 0x00 ‖ real), indexed: the same value in every domain;
+ *   domain       in clear: an identifier system or `id:Patient`, never identifying;
+ *   pseudonym    crypto.randomUUID(), indexed with the domain for `reveal`;
+ *   sealed       iv(12) ‖ tag(16) ‖ AES-256-GCM(encKey, iv, real, aad = "pair" ‖ 0x00 ‖ domain ‖ 0x00 ‖ pseudonym).
+ * The AAD binds a ciphertext to its row (NIST SP 800-38D, section 5.2.1.1: the tag authenticates
+ * the additional data too), so a value copied onto another row fails authentication. A random
+ * 96-bit IV per value stays far below the 2^32 invocations per key of SP 800-38D section 8.3.
+ *
+ * The domain must not contain U+0000: the separator then makes "domain ‖ 0 ‖ real" unambiguous.
+ * The HMAC labels "any" and "date-offset" may equal a domain name; that is harmless, because each
+ * kind of hash is only ever compared within its own column.
+ *
+ * Durability: every write is one autocommit statement, durable when the call returns, before the
+ * clinical write that uses the pseudonym commits. The default is synchronous=FULL (an fsync of the
+ * WAL per new pair): a pair lost on power loss while the clinical row survived would leave that
+ * row's pseudonym unrevealable and give the same person a second pseudonym. New pairs are rare
+ * next to lookups, which never write.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
+
+type Db = Database.Database;
+type Statement<P extends unknown[], R = unknown> = Database.Statement<P, R>;
+
+export interface SqlitePseudonymVaultOptions {
+  /** Path of the vault's database file (never the clinical database's). */
+  file: string;
+  /** The 32-byte master key (see vault-key.ts). */
+  key: Buffer;
+  /** SQLite `synchronous` in WAL mode; FULL (default) survives power loss, NORMAL a killed process. */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+/** HKDF `info` labels: distinct labels give independent sub-keys (RFC 5869 section 3.2). */
+const ENC_KEY_INFO = 'fhir-ledger/pseudonym-vault/v1/aes-256-gcm';
+const MAC_KEY_INFO = 'fhir-ledger/pseudonym-vault/v1/hmac-sha256';
+
+const IV_BYTES = 12; // 96 bits, the IV length SP 800-38D section 8.2 recommends
+const TAG_BYTES = 16; // full 128-bit tag (SP 800-38D section 5.2.1.2)
+const SEP = '\u0000';
+
+/** Each entry brings the file from version i to i+1, in one transaction (table `vault_schema`). */
+const VAULT_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE pairs (
+    lookup_hash BLOB PRIMARY KEY,
+    value_hash  BLOB NOT NULL,
+    domain      TEXT NOT NULL,
+    pseudonym   TEXT NOT NULL,
+    sealed      BLOB NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX pairs_by_value ON pairs (value_hash);
+  CREATE UNIQUE INDEX pairs_by_pseudonym ON pairs (domain, pseudonym);
+  CREATE TABLE date_offsets (
+    subject_hash BLOB PRIMARY KEY,
+    sealed       BLOB NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];
+
+/** Unpaired UTF-16 surrogates: they have no UTF-8 form, so two such strings could hash alike. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function checkText(what: string, value: string): void {
+  if (typeof value !== 'string') throw new TypeError(`Pseudonym vault: ${what} must be a string`);
+  if (LONE_SURROGATE.test(value)) throw new RangeError(`Pseudonym vault: ${what} is not well-formed Unicode`);
+}
+
+function checkDomain(domain: string): void {
+  checkText('the domain', domain);
+  if (domain === '') throw new RangeError('Pseudonym vault: the domain is empty');
+  if (domain.includes(SEP)) throw new RangeError('Pseudonym vault: a domain cannot contain U+0000');
+}
+
+export class SqlitePseudonymVault implements PseudonymVault {
+  private readonly db: Db;
+  private readonly encKey: crypto.KeyObject;
+  private readonly macKey: crypto.KeyObject;
+  private closed = false;
+
+  // Prepared once (better-sqlite3 statements are reusable and cheap to run).
+  private readonly selectPseudonym: Statement<[Buffer], string>;
+  private readonly insertPair: Statement<[Buffer, Buffer, string, string, Buffer]>;
+  private readonly selectByValue: Statement<[Buffer], { domain: string; pseudonym: string }>;
+  private readonly selectByPseudonym: Statement<[string, string], { lookup_hash: Buffer; value_hash: Buffer; sealed: Buffer }>;
+  private readonly selectOffset: Statement<[Buffer], Buffer>;
+  private readonly insertOffset: Statement<[Buffer, Buffer]>;
+
+  /** Opens (creating if needed) the vault file; any failure is a VaultUnavailableError. */
+  static open(options: SqlitePseudonymVaultOptions): SqlitePseudonymVault {
+    if (!Buffer.isBuffer(options.key) || options.key.length !== 32) {
+      throw new VaultUnavailableError('Pseudonym vault: the master key must be 32 bytes');
+    }
+    const synchronous = options.synchronous ?? 'FULL';
+    if (synchronous !== 'NORMAL' && synchronous !== 'FULL') {
+      throw new VaultUnavailableError('Pseudonym vault: synchronous must be NORMAL or FULL');
+    }
+    let db: Db | undefined;
+    try {
+      createPrivateFile(options.file);
+      db = new Database(options.file, { fileMustExist: true });
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      // A second process holding the write lock: wait, then fail as "unavailable" rather than hang.
+      db.pragma('busy_timeout = 5000');
+      migrate(db);
+      return new SqlitePseudonymVault(db, options.key);
+    } catch (err) {
+      try { db?.close(); } catch { /* already failing */ }
+      if (err instanceof VaultUnavailableError) throw err;
+      throw unavailable(`cannot open the vault file ${options.file}`, err);
+    }
+  }
+
+  private constructor(db: Db, masterKey: Buffer) {
+    this.db = db;
+    this.encKey = crypto.createSecretKey(Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), ENC_KEY_INFO, 32)));
+    this.macKey = crypto.createSecretKey(Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), MAC_KEY_INFO, 32)));
+    this.selectPseudonym = db.prepare<[Buffer], string>('SELECT pseudonym FROM pairs WHERE lookup_hash = ?').pluck();
+    // ON CONFLICT DO NOTHING without a target covers both the lookup hash (another process, or a
+    // re-entrant caller, created the pair first) and a (domain, pseudonym) collision.
+    this.insertPair = db.prepare(
+      'INSERT INTO pairs (lookup_hash, value_hash, domain, pseudonym, sealed) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
+    this.selectByValue = db.prepare('SELECT domain, pseudonym FROM pairs WHERE value_hash = ? ORDER BY domain');
+    this.selectByPseudonym = db.prepare('SELECT lookup_hash, value_hash, sealed FROM pairs WHERE domain = ? AND pseudonym = ?');
+    this.selectOffset = db.prepare<[Buffer], Buffer>('SELECT sealed FROM date_offsets WHERE subject_hash = ?').pluck();
+    this.insertOffset = db.prepare('INSERT INTO date_offsets (subject_hash, sealed) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  }
+
+  pseudonymize(domain: string, real: string): string {
+    checkDomain(domain);
+    checkText('the value', real);
+    const lookupHash = this.mac(domain + SEP + real);
+    try {
+      const existing = this.selectPseudonym.get(lookupHash);
+      if (existing !== undefined) return existing;
+      const valueHash = this.mac('any' + SEP + real);
+      // A UUID collision within a domain (probability ~2^-122 per pair) loses the insert to the
+      // unique index; a fresh UUID then wins. Three attempts are beyond any real need.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const pseudonym = crypto.randomUUID();
+        this.insertPair.run(lookupHash, valueHash, domain, pseudonym, this.seal(real, pairAad(domain, pseudonym)));
+        // Re-select rather than trust our own insert: if another writer won the race, its
+        // pseudonym is the one in the file, and the one every caller must get.
+        const stored = this.selectPseudonym.get(lookupHash);
+        if (stored !== undefined) return stored;
+      }
+    } catch (err) {
+      throw this.failure(`storing a pair in domain ${domain}`, err);
+    }
+    throw new VaultUnavailableError(`Pseudonym vault: could not store a pair in domain ${domain}`);
+  }
+
+  lookup(domain: string, real: string): string | undefined {
+    checkDomain(domain);
+    checkText('the value', real);
+    const lookupHash = this.mac(domain + SEP + real);
+    try {
+      return this.selectPseudonym.get(lookupHash);
+    } catch (err) {
+      throw this.failure(`looking up a value in domain ${domain}`, err);
+    }
+  }
+
+  lookupInAnyDomain(real: string): { domain: string; pseudonym: string }[] {
+    checkText('the value', real);
+    const valueHash = this.mac('any' + SEP + real);
+    try {
+      return this.selectByValue.all(valueHash);
+    } catch (err) {
+      throw this.failure('looking up a value in every domain', err);
+    }
+  }
+
+  reveal(domain: string, pseudonym: string): string | undefined {
+    checkDomain(domain);
+    checkText('the pseudonym', pseudonym);
+    let row: { lookup_hash: Buffer; value_hash: Buffer; sealed: Buffer } | undefined;
+    try {
+      row = this.selectByPseudonym.get(domain, pseudonym);
+    } catch (err) {
+      throw this.failure(`revealing a pseudonym in domain ${domain}`, err);
+    }
+    if (row === undefined) return undefined;
+    const real = this.unseal(row.sealed, pairAad(domain, pseudonym), `a stored value in domain ${domain}`);
+    // The AAD ties the ciphertext to (domain, pseudonym); the hashes tie the row's lookup side to
+    // the same value, so rows whose columns were shuffled are caught here too.
+    if (!crypto.timingSafeEqual(row.lookup_hash, this.mac(domain + SEP + real))
+      || !crypto.timingSafeEqual(row.value_hash, this.mac('any' + SEP + real))) {
+      throw new VaultUnavailableError(
+        `Pseudonym vault: a stored pair in domain ${domain} is inconsistent (its hashes do not match its value; the row was altered)`);
+    }
+    return real;
+  }
+
+  dateOffsetDays(subject: string, maxDays: number): number {
+    checkText('the subject', subject);
+    if (!Number.isSafeInteger(maxDays) || maxDays < 1) {
+      throw new RangeError('Pseudonym vault: maxDays must be a positive integer');
+    }
+    const subjectHash = this.mac('date-offset' + SEP + subject);
+    const aad = Buffer.concat([Buffer.from('date-offset' + SEP), subjectHash]);
+    try {
+      let sealed = this.selectOffset.get(subjectHash);
+      if (sealed === undefined) {
+        // Uniform over the 2·maxDays values of [-maxDays, -1] ∪ [1, maxDays]: 0 would leave the
+        // subject's dates unshifted. randomInt draws from the CSPRNG without modulo bias.
+        const r = crypto.randomInt(0, 2 * maxDays);
+        const offset = r < maxDays ? r - maxDays : r - maxDays + 1;
+        const plain = Buffer.alloc(4);
+        plain.writeInt32BE(offset);
+        this.insertOffset.run(subjectHash, this.sealBytes(plain, aad));
+        sealed = this.selectOffset.get(subjectHash); // the winner's offset, as in pseudonymize
+        if (sealed === undefined) throw new VaultUnavailableError('Pseudonym vault: could not store a date offset');
+      }
+      // Stored once and returned as stored, even if maxDays changes later: every date of a subject
+      // must keep moving by the same amount, or intervals between them would change.
+      const plain = this.unsealBytes(sealed, aad, 'a stored date offset');
+      if (plain.length !== 4) throw new VaultUnavailableError('Pseudonym vault: a stored date offset is malformed');
+      return plain.readInt32BE(0);
+    } catch (err) {
+      throw this.failure('reading or storing a date offset', err);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.db.close(); // also checkpoints the WAL and removes -wal and -shm
+    } catch (err) {
+      throw unavailable('closing the vault file failed', err);
+    }
+  }
+
+  private mac(text: string): Buffer {
+    return crypto.createHmac('sha256', this.macKey).update(text, 'utf8').digest();
+  }
+
+  private seal(real: string, aad: Buffer): Buffer {
+    return this.sealBytes(Buffer.from(real, 'utf8'), aad);
+  }
+
+  private sealBytes(plain: Buffer, aad: Buffer): Buffer {
+    const iv = crypto.randomBytes(IV_BYTES);
+    const cipher = crypto.createCipheriv('aes-256-gcm', this.encKey, iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(aad);
+    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), body]);
+  }
+
+  private unseal(sealed: Buffer, aad: Buffer, what: string): string {
+    return this.unsealBytes(sealed, aad, what).toString('utf8');
+  }
+
+  /** Decrypts iv ‖ tag ‖ ciphertext; a failed tag means a wrong key or an altered row. */
+  private unsealBytes(sealed: Buffer, aad: Buffer, what: string): Buffer {
+    if (!Buffer.isBuffer(sealed) || sealed.length < IV_BYTES + TAG_BYTES) {
+      throw new VaultUnavailableError(`Pseudonym vault: ${what} is malformed (too short)`);
+    }
+    try {
+      const decipher = crypto.createDecipheriv('aes-256-gcm', this.encKey, sealed.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
+      decipher.setAAD(aad);
+      decipher.setAuthTag(sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+      return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
+    } catch {
+      // OpenSSL's message says nothing useful; ours says what to look at, with no value in it.
+      throw new VaultUnavailableError(
+        `Pseudonym vault: ${what} failed authentication (wrong vault key, or the row was altered)`);
+    }
+  }
+
+  /** Any storage error as VaultUnavailableError: the caller must stop writing clinical data. */
+  private failure(what: string, err: unknown): VaultUnavailableError {
+    if (err instanceof VaultUnavailableError) return err;
+    if (this.closed || !this.db.open) return unavailable(`${what} failed: the vault is closed`, err);
+    return unavailable(`${what} failed`, err);
+  }
+}
+
+/** AAD of a pair's ciphertext (SP 800-38D: authenticated, not encrypted). */
+function pairAad(domain: string, pseudonym: string): Buffer {
+  return Buffer.from('pair' + SEP + domain + SEP + pseudonym, 'utf8');
+}
+
+/**
+ * The error for a failed storage operation. SQLite's own messages ("database is locked", "disk
+ * I/O error", "database or disk is full") never contain bound values, so they are kept; the
+ * original error is kept as `cause` for the logs.
+ */
+function unavailable(what: string, err: unknown): VaultUnavailableError {
+  const detail = err instanceof Database.SqliteError
+    ? `${err.code}: ${err.message}`
+    : (err as NodeJS.ErrnoException | undefined)?.code ?? (err instanceof Error ? err.message : 'unknown error');
+  const error = new VaultUnavailableError(`Pseudonym vault: ${what} (${detail})`);
+  Object.defineProperty(error, 'cause', { value: err, enumerable: false, writable: true, configurable: true });
+  return error;
+}
+
+/**
+ * Creates the vault file empty with mode 0600 (and its folder 0700) when it does not exist. SQLite
+ * creates -wal and -shm with the database file's permissions (its unix VFS copies them), so the
+ * whole vault stays private to its owner.
+ */
+function createPrivateFile(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return; // existing vault: leave it as it is
+    throw err;
+  }
+  try {
+    fs.fchmodSync(fd, 0o600);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Brings the schema to the current version; refuses a file written by a newer version. */
+function migrate(db: Db): void {
+  // IMMEDIATE: two processes opening a new vault at once must not both run migration 1.
+  db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS vault_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)');
+    db.prepare('INSERT INTO vault_schema (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING').run();
+    const version = db.prepare('SELECT version FROM vault_schema WHERE id = 1').pluck().get() as number;
+    if (version > VAULT_MIGRATIONS.length) {
+      throw new VaultUnavailableError(
+        `Pseudonym vault: the vault file has schema version ${version}, newer than this server's ${VAULT_MIGRATIONS.length}`);
+    }
+    for (let v = version; v < VAULT_MIGRATIONS.length; v++) db.exec(VAULT_MIGRATIONS[v]!);
+    db.prepare('UPDATE vault_schema SET version = ? WHERE id = 1').run(VAULT_MIGRATIONS.length);
+  }).immediate();
+}
+
+/** The schema version this code writes (for tests and diagnostics). */
+export const VAULT_SCHEMA_VERSION = VAULT_MIGRATIONS.length;

@@ -1,0 +1,431 @@
+/**
+ * SqlitePseudonymVault and loadVaultKey on real files in a temporary folder (no mocks): stable
+ * random pseudonyms, per-domain separation, lookups that never create, reveal, wrong keys and
+ * altered rows refused, no identifier in clear in any of the vault's files, date offsets, key
+ * loading, and failures reported as VaultUnavailableError. Ends with a micro-benchmark that only
+ * prints timings.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { VaultUnavailableError } from '../../src/deid/deid-types.js';
+import { loadVaultKey } from '../../src/deid/vault-key.js';
+import { SqlitePseudonymVault, VAULT_SCHEMA_VERSION } from '../../src/deid/vault.js';
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const MRN = 'http://hospital.example/mrn';
+const SSN = 'http://hl7.org/fhir/sid/us-ssn';
+
+/** The error `fn` throws (fails the test if it throws none). */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  expect.fail('expected an error');
+}
+
+describe('SqlitePseudonymVault', () => {
+  let dir: string;
+  let file: string;
+  const key = crypto.randomBytes(32);
+  const open = (options: { key?: Buffer; file?: string } = {}) =>
+    SqlitePseudonymVault.open({ file: options.file ?? file, key: options.key ?? key, synchronous: 'NORMAL' });
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vault-test-'));
+    file = path.join(dir, 'nested', 'vault.db');
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives the same pseudonym to the same value, also after close and reopen', () => {
+    const vault = open();
+    const p1 = vault.pseudonymize(MRN, 'MRN-0001');
+    expect(vault.pseudonymize(MRN, 'MRN-0001')).to.equal(p1);
+    expect(vault.lookup(MRN, 'MRN-0001')).to.equal(p1);
+    vault.close();
+
+    const again = open();
+    expect(again.pseudonymize(MRN, 'MRN-0001')).to.equal(p1);
+    expect(again.lookup(MRN, 'MRN-0001')).to.equal(p1);
+    expect(again.reveal(MRN, p1)).to.equal('MRN-0001');
+    again.close();
+  });
+
+  it('gives different pseudonyms in different domains and to different values', () => {
+    const vault = open();
+    const inMrn = vault.pseudonymize(MRN, '123-45-6789');
+    const inSsn = vault.pseudonymize(SSN, '123-45-6789');
+    const other = vault.pseudonymize(MRN, '123-45-6780');
+    expect(inMrn).to.not.equal(inSsn);
+    expect(other).to.not.equal(inMrn);
+    expect(vault.reveal(MRN, inSsn)).to.equal(undefined); // a pseudonym belongs to its domain
+    vault.close();
+  });
+
+  it('makes random UUID v4 pseudonyms, not derived from the value or the key', () => {
+    const a = open();
+    const b = open({ file: path.join(dir, 'other', 'vault.db') });
+    const seen = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      const pa = a.pseudonymize('id:Patient', `patient-${i}`);
+      const pb = b.pseudonymize('id:Patient', `patient-${i}`);
+      expect(pa).to.match(UUID_V4);
+      expect(pb).to.match(UUID_V4);
+      expect(pa).to.not.equal(pb); // same key, same value, different vault: unrelated pseudonyms
+      seen.add(pa);
+    }
+    expect(seen.size).to.equal(50);
+    a.close();
+    b.close();
+  });
+
+  it('lookup never creates a pair', () => {
+    const vault = open();
+    expect(vault.lookup(MRN, 'MRN-404')).to.equal(undefined);
+    expect(vault.lookup(MRN, 'MRN-404')).to.equal(undefined);
+    expect(vault.lookupInAnyDomain('MRN-404')).to.deep.equal([]);
+    vault.close();
+    const raw = new Database(file, { readonly: true });
+    expect(raw.prepare('SELECT count(*) FROM pairs').pluck().get()).to.equal(0);
+    raw.close();
+  });
+
+  it('finds a value in every domain with lookupInAnyDomain', () => {
+    const vault = open();
+    const inMrn = vault.pseudonymize(MRN, 'A-1');
+    const inSsn = vault.pseudonymize(SSN, 'A-1');
+    vault.pseudonymize(MRN, 'B-2');
+    const found = vault.lookupInAnyDomain('A-1');
+    expect(found).to.have.deep.members([{ domain: MRN, pseudonym: inMrn }, { domain: SSN, pseudonym: inSsn }]);
+    expect(found).to.have.length(2);
+    expect(vault.lookupInAnyDomain('A-')).to.deep.equal([]);
+    vault.close();
+  });
+
+  it('reveals the real value of a pseudonym, and undefined for an unknown one', () => {
+    const vault = open();
+    const values = ['MRN-1', 'Ünïcødé 名前 😀', '', ' spaces ', 'a\u0000b'];
+    const pseudonyms = values.map((v) => vault.pseudonymize(MRN, v));
+    values.forEach((v, i) => expect(vault.reveal(MRN, pseudonyms[i]!)).to.equal(v));
+    expect(vault.reveal(MRN, crypto.randomUUID())).to.equal(undefined);
+    expect(vault.reveal('id:Patient', pseudonyms[0]!)).to.equal(undefined);
+    vault.close();
+  });
+
+  it('rejects a domain containing U+0000 and values that are not well-formed Unicode', () => {
+    const vault = open();
+    expect(() => vault.pseudonymize('a\u0000b', 'x')).to.throw(RangeError);
+    expect(() => vault.pseudonymize(MRN, 'lone \ud800 surrogate')).to.throw(RangeError);
+    vault.close();
+  });
+
+  it('with a wrong key finds nothing and cannot reveal', () => {
+    const vault = open();
+    const p = vault.pseudonymize(MRN, 'SECRET-MRN-42');
+    vault.dateOffsetDays('Patient/1', 30);
+    vault.close();
+
+    const wrong = open({ key: crypto.randomBytes(32) });
+    expect(wrong.lookup(MRN, 'SECRET-MRN-42')).to.equal(undefined);
+    expect(wrong.lookupInAnyDomain('SECRET-MRN-42')).to.deep.equal([]);
+    const err = thrown(() => wrong.reveal(MRN, p));
+    expect(err).to.be.instanceOf(VaultUnavailableError);
+    expect(err.message).to.match(/failed authentication/);
+    expect(err.message).to.not.contain('SECRET-MRN-42');
+    wrong.close();
+  });
+
+  it('refuses a row whose ciphertext was altered or moved to another row', () => {
+    const vault = open();
+    const p1 = vault.pseudonymize(MRN, 'TAMPER-1');
+    const p2 = vault.pseudonymize(MRN, 'TAMPER-2');
+    vault.close();
+
+    const raw = new Database(file);
+    const sealed = raw.prepare('SELECT sealed FROM pairs WHERE pseudonym = ?').pluck();
+    const s1 = sealed.get(p1) as Buffer;
+    const flipped = Buffer.from(s1);
+    flipped[flipped.length - 1]! ^= 0x01;
+    raw.prepare('UPDATE pairs SET sealed = ? WHERE pseudonym = ?').run(flipped, p1);
+    raw.prepare('UPDATE pairs SET sealed = ? WHERE pseudonym = ?').run(s1, p2); // a valid value, wrong row
+    raw.close();
+
+    const again = open();
+    for (const p of [p1, p2]) {
+      const err = thrown(() => again.reveal(MRN, p));
+      expect(err).to.be.instanceOf(VaultUnavailableError);
+      expect(err.message).to.not.match(/TAMPER/);
+    }
+    again.close();
+  });
+
+  it('refuses a pair whose pseudonym and ciphertext were moved onto another value\'s row', () => {
+    const vault = open();
+    const p1 = vault.pseudonymize(MRN, 'SHUFFLE-1');
+    vault.pseudonymize(MRN, 'SHUFFLE-2');
+    vault.close();
+
+    // Give SHUFFLE-2's row the pseudonym and sealed value of SHUFFLE-1: the AAD still matches, the
+    // lookup hash does not.
+    const raw = new Database(file);
+    const row = raw.prepare('SELECT lookup_hash, sealed FROM pairs WHERE pseudonym = ?').get(p1) as { lookup_hash: Buffer; sealed: Buffer };
+    raw.prepare('DELETE FROM pairs WHERE pseudonym = ?').run(p1);
+    raw.prepare('UPDATE pairs SET pseudonym = ?, sealed = ? WHERE lookup_hash <> ?').run(p1, row.sealed, row.lookup_hash);
+    raw.close();
+
+    const again = open();
+    expect(() => again.reveal(MRN, p1)).to.throw(VaultUnavailableError, /inconsistent/);
+    again.close();
+  });
+
+  it('never stores a real value in clear in the database, -wal or -shm file', () => {
+    const secrets = ['SSN-987-65-4321', 'MRN-CLEARTEXT-CHECK', 'Zoë Ångström-Ñúñez', 'subject-CLEAR-DATE'];
+    const vault = open();
+    for (const s of secrets.slice(0, 3)) {
+      vault.pseudonymize(MRN, s);
+      vault.pseudonymize(SSN, s);
+    }
+    vault.dateOffsetDays(secrets[3]!, 365);
+    const scan = () => {
+      const files = [file, `${file}-wal`, `${file}-shm`].filter((f) => fs.existsSync(f));
+      for (const f of files) {
+        const bytes = fs.readFileSync(f);
+        for (const s of secrets) {
+          for (const encoding of ['utf8', 'utf16le', 'latin1'] as const) {
+            expect(bytes.includes(Buffer.from(s, encoding)), `${path.basename(f)} contains ${s} (${encoding})`).to.equal(false);
+          }
+        }
+      }
+      return files.length;
+    };
+    expect(scan()).to.equal(3); // while open: the pairs are in the WAL
+    vault.close();
+    expect(scan()).to.be.greaterThan(0); // after close: checkpointed into the main file
+  });
+
+  it('creates the vault file, its WAL and shared memory with mode 0600', function () {
+    if (process.platform === 'win32') this.skip();
+    const vault = open();
+    vault.pseudonymize(MRN, 'MODE-1');
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      expect(fs.statSync(f).mode & 0o777, path.basename(f)).to.equal(0o600);
+    }
+    expect(fs.statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
+    vault.close();
+  });
+
+  it('records its schema version', () => {
+    open().close();
+    const raw = new Database(file);
+    expect(raw.prepare('SELECT version FROM vault_schema').pluck().get()).to.equal(VAULT_SCHEMA_VERSION);
+    raw.prepare('UPDATE vault_schema SET version = ?').run(VAULT_SCHEMA_VERSION + 1);
+    raw.close();
+    expect(() => open()).to.throw(VaultUnavailableError, /newer/);
+  });
+
+  it('gives each subject a stable, random, non-zero date offset within ±maxDays', () => {
+    const vault = open();
+    const offsets: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const d = vault.dateOffsetDays(`Patient/${i}`, 30);
+      expect(d).to.be.a('number');
+      expect(Number.isInteger(d)).to.equal(true);
+      expect(d).to.not.equal(0);
+      expect(Math.abs(d)).to.be.at.most(30);
+      expect(vault.dateOffsetDays(`Patient/${i}`, 30)).to.equal(d);
+      offsets.push(d);
+    }
+    expect(new Set(offsets).size).to.be.greaterThan(1);
+    expect(offsets.some((d) => d < 0)).to.equal(true);
+    expect(offsets.some((d) => d > 0)).to.equal(true);
+    // maxDays 1: only -1 and +1 exist.
+    for (let i = 0; i < 50; i++) expect([-1, 1]).to.include(vault.dateOffsetDays(`one-day/${i}`, 1));
+    expect(() => vault.dateOffsetDays('x', 0)).to.throw(RangeError);
+    vault.close();
+
+    const again = open();
+    offsets.forEach((d, i) => expect(again.dateOffsetDays(`Patient/${i}`, 30)).to.equal(d));
+    again.close();
+  });
+
+  it('refuses an altered date offset', () => {
+    const vault = open();
+    vault.dateOffsetDays('Patient/a', 100);
+    vault.dateOffsetDays('Patient/b', 100);
+    vault.close();
+    const raw = new Database(file);
+    const rows = raw.prepare('SELECT subject_hash, sealed FROM date_offsets').all() as { subject_hash: Buffer; sealed: Buffer }[];
+    // Swap the two subjects' offsets.
+    const update = raw.prepare('UPDATE date_offsets SET sealed = ? WHERE subject_hash = ?');
+    update.run(rows[1]!.sealed, rows[0]!.subject_hash);
+    update.run(rows[0]!.sealed, rows[1]!.subject_hash);
+    raw.close();
+    const again = open();
+    expect(() => again.dateOffsetDays('Patient/a', 100)).to.throw(VaultUnavailableError, /date offset/);
+    again.close();
+  });
+
+  it('reports a file that cannot be opened as VaultUnavailableError', () => {
+    fs.mkdirSync(file, { recursive: true }); // the path is a directory
+    expect(() => open()).to.throw(VaultUnavailableError, /cannot open the vault file/);
+
+    const garbage = path.join(dir, 'garbage.db');
+    fs.writeFileSync(garbage, crypto.randomBytes(8192));
+    expect(() => open({ file: garbage })).to.throw(VaultUnavailableError);
+
+    expect(() => open({ key: crypto.randomBytes(16) })).to.throw(VaultUnavailableError, /32 bytes/);
+  });
+
+  it('reports use after close as VaultUnavailableError without the value', () => {
+    const vault = open();
+    vault.close();
+    vault.close(); // idempotent
+    for (const call of [
+      () => vault.pseudonymize(MRN, 'CLOSED-VALUE'),
+      () => vault.lookup(MRN, 'CLOSED-VALUE'),
+      () => vault.lookupInAnyDomain('CLOSED-VALUE'),
+      () => vault.reveal(MRN, crypto.randomUUID()),
+      () => vault.dateOffsetDays('CLOSED-VALUE', 10),
+    ]) {
+      const err = thrown(call);
+      expect(err).to.be.instanceOf(VaultUnavailableError);
+      expect(err.message).to.match(/closed/);
+      expect(err.message).to.not.contain('CLOSED-VALUE');
+    }
+  });
+
+  it('reports a locked vault as VaultUnavailableError', function () {
+    this.timeout(20000);
+    const vault = open();
+    vault.pseudonymize(MRN, 'LOCK-0');
+    const other = new Database(file);
+    other.pragma('busy_timeout = 0');
+    other.exec('BEGIN IMMEDIATE'); // another process holds the write lock
+    try {
+      // Reads still work in WAL mode; the write waits busy_timeout (5 s), then fails.
+      expect(vault.lookup(MRN, 'LOCK-0')).to.match(UUID_V4);
+      const err = thrown(() => vault.pseudonymize(MRN, 'LOCKED-VALUE'));
+      expect(err).to.be.instanceOf(VaultUnavailableError);
+      expect(err.message).to.match(/SQLITE_BUSY/);
+      expect(err.message).to.not.contain('LOCKED-VALUE');
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect(vault.pseudonymize(MRN, 'LOCKED-VALUE')).to.match(UUID_V4);
+    vault.close();
+  });
+
+  it('micro-benchmark: prints the cost of lookups and creations (no assertion on time)', function () {
+    this.timeout(300000);
+    const n = 10_000;
+    for (const synchronous of ['NORMAL', 'FULL'] as const) {
+      const vault = SqlitePseudonymVault.open({ file: path.join(dir, `bench-${synchronous}.db`), key, synchronous });
+      let t = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) vault.pseudonymize(MRN, `BENCH-${i}`);
+      const create = Number(process.hrtime.bigint() - t) / n / 1000;
+      t = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) vault.pseudonymize(MRN, `BENCH-${i}`);
+      const existing = Number(process.hrtime.bigint() - t) / n / 1000;
+      t = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) vault.lookup(MRN, `BENCH-${i}`);
+      const lookup = Number(process.hrtime.bigint() - t) / n / 1000;
+      console.log(`      synchronous=${synchronous}: ${n} creations ${create.toFixed(1)} µs/call, `
+        + `${n} pseudonymize of existing pairs ${existing.toFixed(1)} µs/call, ${n} lookups ${lookup.toFixed(1)} µs/call`);
+      vault.close();
+    }
+  });
+});
+
+describe('loadVaultKey', () => {
+  let dir: string;
+  const key = crypto.randomBytes(32);
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vault-test-'));
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const defaults = () => ({ defaultKeyFile: path.join(dir, 'keys', 'vault.key'), createIfMissing: false });
+
+  it('reads a key value in hex or base64, which wins over any file', () => {
+    fs.mkdirSync(path.join(dir, 'keys'));
+    fs.writeFileSync(defaults().defaultKeyFile, `${crypto.randomBytes(32).toString('hex')}\n`);
+    expect(loadVaultKey({ ...defaults(), keyHex: key.toString('hex') }).equals(key)).to.equal(true);
+    expect(loadVaultKey({ ...defaults(), keyHex: key.toString('hex').toUpperCase() }).equals(key)).to.equal(true);
+    expect(loadVaultKey({ ...defaults(), keyHex: key.toString('base64') }).equals(key)).to.equal(true);
+    expect(loadVaultKey({ ...defaults(), keyHex: ` ${key.toString('base64url')}\n` }).equals(key)).to.equal(true);
+  });
+
+  it('reads the first line of a key file, hex or base64', () => {
+    const hexFile = path.join(dir, 'hex.key');
+    fs.writeFileSync(hexFile, `${key.toString('hex')}\r\nsecond line ignored\n`);
+    expect(loadVaultKey({ ...defaults(), keyFile: hexFile }).equals(key)).to.equal(true);
+    const b64File = path.join(dir, 'b64.key');
+    fs.writeFileSync(b64File, key.toString('base64'));
+    expect(loadVaultKey({ ...defaults(), keyFile: b64File }).equals(key)).to.equal(true);
+    // An empty key value counts as unset.
+    expect(loadVaultKey({ ...defaults(), keyHex: '', keyFile: b64File }).equals(key)).to.equal(true);
+  });
+
+  it('creates the default key file with mode 0600 when allowed, then keeps using it', function () {
+    const options = { ...defaults(), createIfMissing: true };
+    const created = loadVaultKey(options);
+    expect(created).to.have.length(32);
+    const text = fs.readFileSync(options.defaultKeyFile, 'utf8');
+    expect(text).to.equal(`${created.toString('hex')}\n`);
+    if (process.platform !== 'win32') expect(fs.statSync(options.defaultKeyFile).mode & 0o777).to.equal(0o600);
+    expect(loadVaultKey(options).equals(created)).to.equal(true);
+    expect(loadVaultKey({ ...options, createIfMissing: false }).equals(created)).to.equal(true);
+  });
+
+  it('refuses to run without a key when it may not create one, or when a named key file is missing', () => {
+    expect(() => loadVaultKey(defaults())).to.throw(VaultUnavailableError, /does not exist/);
+    expect(() => loadVaultKey({ ...defaults(), createIfMissing: true, keyFile: path.join(dir, 'missing.key') }))
+      .to.throw(VaultUnavailableError, /missing\.key does not exist/);
+    expect(fs.existsSync(defaults().defaultKeyFile)).to.equal(false);
+  });
+
+  it('rejects malformed keys without printing them', () => {
+    const hex = key.toString('hex');
+    const malformed = [hex.slice(0, 62), `${hex}00`, `${hex.slice(0, 63)}g`, key.subarray(0, 31).toString('base64'),
+      crypto.randomBytes(33).toString('base64'), 'not a key at all'];
+    for (const value of malformed) {
+      const err = thrown(() => loadVaultKey({ ...defaults(), keyHex: value }));
+      expect(err).to.be.instanceOf(VaultUnavailableError);
+      expect(err.message).to.match(/malformed/);
+      expect(err.message).to.not.contain(value);
+      expect(err.message).to.not.contain(value.slice(0, 8));
+
+      const f = path.join(dir, 'bad.key');
+      fs.writeFileSync(f, `${value}\n`);
+      const fileErr = thrown(() => loadVaultKey({ ...defaults(), keyFile: f }));
+      expect(fileErr).to.be.instanceOf(VaultUnavailableError);
+      expect(fileErr.message).to.match(/malformed/);
+      expect(fileErr.message).to.not.contain(value.slice(0, 8));
+    }
+    const empty = path.join(dir, 'empty.key');
+    fs.writeFileSync(empty, '');
+    expect(() => loadVaultKey({ ...defaults(), keyFile: empty })).to.throw(VaultUnavailableError, /malformed/);
+  });
+
+  it('gives a key that opens a vault', () => {
+    const k = loadVaultKey({ defaultKeyFile: path.join(dir, 'vault.key'), createIfMissing: true });
+    const vault = SqlitePseudonymVault.open({ file: path.join(dir, 'vault.db'), key: k });
+    const p = vault.pseudonymize(MRN, 'KEY-1');
+    vault.close();
+    const again = SqlitePseudonymVault.open({
+      file: path.join(dir, 'vault.db'),
+      key: loadVaultKey({ defaultKeyFile: path.join(dir, 'vault.key'), createIfMissing: false }),
+    });
+    expect(again.reveal(MRN, p)).to.equal('KEY-1');
+    again.close();
+  });
+});
