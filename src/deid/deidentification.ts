@@ -1,0 +1,355 @@
+/**
+ * De-identification as the write path and the search path see it (DESIGN.md "The spine":
+ * validate → deid → index → commit). It owns the table in force, the vault and the hash key, and
+ * answers four questions:
+ *
+ *  - what is stored for this resource (deidentify), with the table's sha256 in meta.tag;
+ *  - which stored id a client-assigned id stands for (storedIdForWrite / storedIdForRead), so an
+ *    EHR that PUTs `Patient/<its id>` and references it keeps working;
+ *  - what a search value becomes (translateSearch), so `identifier=<system>|<mrn>` and
+ *    `patient=<its id>` still find the pseudonymized data;
+ *  - what the vault can give back (reidentify).
+ *
+ * With DEID_MAPPING=none there is no table: everything is stored as sent.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import { FhirError } from '../fhir/fhir-error.js';
+import type { Resource } from '../fhir/resource.js';
+import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
+import type { TypeRegistry } from '../fhir/validation/type-registry.js';
+import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
+import {
+  DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, PSEUDONYMIZED_LABEL, type ReferenceSite,
+} from './deidentifier.js';
+import type { MappingTable } from './mapping-table.js';
+import { cryptoHash } from './value-transforms.js';
+
+export interface DeidentificationOptions {
+  /** The table in force; null for DEID_MAPPING=none. */
+  table: MappingTable | null;
+  types: TypeRegistry;
+  registry: SearchParameterRegistry;
+  /** The vault, or why it cannot be used (writes are then refused). */
+  vault: PseudonymVault | { unavailable: string };
+  /** HMAC key of cryptoHash rules, or why there is none. */
+  hashKey: Buffer | { unavailable: string };
+  /** Does the store hold (any version of) this resource? Decides whether an id is already a stored one. */
+  storedIdExists: (resourceType: string, id: string) => Promise<boolean>;
+  now?: () => Date;
+}
+
+export interface DeidentifyContext {
+  /** The id the resource is stored under (already a stored id). */
+  id: string;
+  /** Ids this request assigned itself (a transaction's POST entries): references to them are stored ids. */
+  issuedIds?: ReadonlySet<string>;
+  /** preview: `$deidentify` and the CLI dry run; new pseudonyms are made up and never stored. */
+  mode?: 'store' | 'preview';
+}
+
+/** Search parameters whose values are identifiers (token on Identifier). */
+const IDENTIFIER_PARAMS: ReadonlySet<string> = new Set(['identifier']);
+
+export class Deidentification {
+  private readonly walker: MappingWalker | null;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: DeidentificationOptions) {
+    this.walker = options.table ? new MappingWalker(options.table, options.types) : null;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** The table in force, or null (DEID_MAPPING=none). */
+  get table(): MappingTable | null {
+    return this.options.table;
+  }
+
+  /** Ids in URLs and references are translated only when the table pseudonymizes `Resource.id`. */
+  private get translatesIds(): boolean {
+    return this.options.table?.pseudonymizesIds === true;
+  }
+
+  /** The vault, or a 503 OperationOutcome: no write may store identified data because the vault is missing. */
+  private requireVault(): PseudonymVault {
+    const vault = this.options.vault;
+    if ('unavailable' in vault) throw vaultUnavailable(vault.unavailable);
+    return vault;
+  }
+
+  // ------------------------------------------------------------------ write path
+
+  /**
+   * The resource as it is to be stored: the table applied, references to client-assigned ids
+   * translated, and meta.tag/meta.security saying which table made it. The input is not changed.
+   */
+  async deidentify(resource: Resource, context: DeidentifyContext): Promise<Resource> {
+    if (!this.walker) return resource;
+    const table = this.options.table!;
+    try {
+      const baseVault = table.needsVault ? this.requireVault() : undefined;
+      const vault = baseVault && context.mode === 'preview' ? new PreviewVault(baseVault) : baseVault;
+      const hashKey = this.options.hashKey;
+      const subject = await this.dateShiftSubject(resource, context);
+      let offset: number | undefined;
+      const { resource: out, references } = this.walker.walk(resource, {
+        vault,
+        hashKey: Buffer.isBuffer(hashKey) ? hashKey : undefined,
+        dateOffset: () => (offset ??= vault!.dateOffsetDays(subject, table.dateShiftMaxDays)),
+        now: this.now(),
+      });
+      if (!Buffer.isBuffer(hashKey) && table.rules.some((r) => r.method === 'cryptoHash')) throw vaultUnavailable(hashKey.unavailable);
+      if (this.translatesIds) await this.resolveReferences(references, vault!, context);
+      out.meta = this.stampMeta(out.meta);
+      return out;
+    } catch (error) {
+      if (error instanceof VaultUnavailableError) throw vaultUnavailable(error.message);
+      throw error;
+    }
+  }
+
+  /**
+   * The stored id for an id a client wrote (PUT Type/id, a reference). An id this request issued
+   * or one the store already holds (server-assigned, or a pseudonym read back) is kept; a
+   * client-assigned id gets its pseudonym, created on first sight.
+   */
+  async storedIdForWrite(resourceType: string, id: string, issuedIds?: ReadonlySet<string>): Promise<string> {
+    if (!this.translatesIds) return id;
+    try {
+      return await this.resolveId(this.requireVault(), resourceType, id, issuedIds);
+    } catch (error) {
+      if (error instanceof VaultUnavailableError) throw vaultUnavailable(error.message);
+      throw error;
+    }
+  }
+
+  /** The stored id for an id in a read, search or delete: the pseudonym when the vault has one. */
+  storedIdForRead(resourceType: string, id: string): string {
+    if (!this.translatesIds) return id;
+    const vault = this.options.vault;
+    if ('unavailable' in vault) return id;
+    try {
+      return vault.lookup(idDomain(resourceType), id) ?? id;
+    } catch (error) {
+      if (error instanceof VaultUnavailableError) throw vaultUnavailable(error.message);
+      throw error;
+    }
+  }
+
+  private async resolveId(vault: PseudonymVault, resourceType: string, id: string, issuedIds?: ReadonlySet<string>): Promise<string> {
+    if (issuedIds?.has(id)) return id;
+    const known = vault.lookup(idDomain(resourceType), id);
+    if (known !== undefined) return known;
+    if (await this.options.storedIdExists(resourceType, id)) return id;
+    return vault.pseudonymize(idDomain(resourceType), id);
+  }
+
+  private async resolveReferences(references: ReferenceSite[], vault: PseudonymVault, context: DeidentifyContext): Promise<void> {
+    for (const site of references) {
+      const stored = context.mode === 'preview'
+        ? vault.pseudonymize(idDomain(site.resourceType), site.id)
+        : await this.resolveId(vault, site.resourceType, site.id, context.issuedIds);
+      site.holder.reference = site.rebuild(stored);
+    }
+  }
+
+  /**
+   * Whose dates move together under dateShift: the patient (the resource itself, or the Patient
+   * its subject/patient references), else the resource alone.
+   */
+  private async dateShiftSubject(resource: Resource, context: DeidentifyContext): Promise<string> {
+    if (!this.options.table!.rules.some((r) => r.method === 'dateShift')) return '';
+    if (resource.resourceType === 'Patient') return `Patient/${context.id}`;
+    for (const key of ['subject', 'patient']) {
+      const reference = (resource[key] as { reference?: unknown } | undefined)?.reference;
+      const match = typeof reference === 'string' ? /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(reference) : null;
+      if (match) {
+        const id = this.translatesIds && context.mode !== 'preview'
+          ? await this.resolveId(this.requireVault(), 'Patient', match[1]!, context.issuedIds)
+          : match[1]!;
+        return `Patient/${id}`;
+      }
+    }
+    return `${resource.resourceType}/${context.id}`;
+  }
+
+  /** meta.tag names the table (its sha256); meta.security labels the version pseudonymized. */
+  private stampMeta(meta: Resource['meta']): Resource['meta'] {
+    const table = this.options.table!;
+    const tag = (meta?.tag ?? []).filter((t) => t.system !== DEID_TABLE_TAG_SYSTEM);
+    tag.push({ system: DEID_TABLE_TAG_SYSTEM, code: table.sha256, display: `${table.name} mapping table` });
+    const security = (meta?.security ?? []).filter((s) => !(s.system === PSEUDONYMIZED_LABEL.system && s.code === PSEUDONYMIZED_LABEL.code));
+    security.push({ ...PSEUDONYMIZED_LABEL });
+    return { ...(meta ?? {}), tag, security };
+  }
+
+  // ------------------------------------------------------------------ search path
+
+  /**
+   * Search values as stored: ids of `_id` and of reference parameters through the vault, and
+   * identifier values (`identifier=<system>|<value>`) through the same rule that stored them.
+   * Lookup only: a search never creates a pseudonym. Values the vault does not know are kept, so
+   * searching by a pseudonym or a server-assigned id still works.
+   */
+  translateSearch(resourceType: string | null, entries: [string, string][]): [string, string][] {
+    if (!this.walker) return entries;
+    return entries.map(([name, value]) => [name, this.translateSearchValue(resourceType, name, value)]);
+  }
+
+  private translateSearchValue(resourceType: string | null, name: string, value: string): string {
+    const [chain, modifier] = splitModifier(name);
+    const last = chain.slice(chain.lastIndexOf('.') + 1);
+    if (modifier === 'identifier' || IDENTIFIER_PARAMS.has(last)) {
+      return mapOrValues(value, (v) => this.translateIdentifierToken(resourceType, v));
+    }
+    if (!this.translatesIds || chain.includes('.') || chain.startsWith('_has')) return value;
+    if (chain === '_id' && resourceType) return mapOrValues(value, (v) => [this.storedIdForRead(resourceType, v)]);
+    const definition = resourceType ? this.options.registry.get(resourceType, chain) : undefined;
+    if (definition?.type !== 'reference' || (modifier !== undefined && !/^[A-Z]/.test(modifier))) return value;
+    const targets = modifier !== undefined ? [modifier] : definition.targets;
+    return mapOrValues(value, (v) => {
+      const typed = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
+      if (typed) return [`${typed[1] ?? ''}${typed[2]}/${this.storedIdForRead(typed[2]!, typed[3]!)}`];
+      // A bare id: whichever target type knows it.
+      for (const target of targets) {
+        const stored = this.storedIdForRead(target, v);
+        if (stored !== v) return [stored];
+      }
+      return [v];
+    });
+  }
+
+  /** `system|value` or `value` → the stored token(s), found by the rule that stores identifiers. */
+  private translateIdentifierToken(resourceType: string | null, token: string): string[] {
+    const vault = this.options.vault;
+    const bar = indexOfUnescaped(token, '|');
+    const system = bar === -1 ? undefined : token.slice(0, bar);
+    const value = bar === -1 ? token : token.slice(bar + 1);
+    if (value === '') return [token];
+    const rule = this.identifierRule(resourceType);
+    if (rule === 'cryptoHash' && Buffer.isBuffer(this.options.hashKey)) {
+      return [bar === -1 ? cryptoHashOf(value, this.options.hashKey) : `${system}|${cryptoHashOf(value, this.options.hashKey)}`];
+    }
+    if (rule !== 'pseudonymize' || 'unavailable' in vault) return [token];
+    if (system !== undefined) {
+      const pseudonym = vault.lookup(system === '' ? NO_SYSTEM_DOMAIN : system, unescapeSearchValue(value));
+      return [pseudonym === undefined ? token : `${system}|${pseudonym}`];
+    }
+    // No system: every domain the value is known in (search.html#token: value alone matches any system).
+    const found = vault.lookupInAnyDomain(unescapeSearchValue(value)).map((p) => `${p.domain === NO_SYSTEM_DOMAIN ? '' : p.domain}|${p.pseudonym}`);
+    return [token, ...found];
+  }
+
+  /** The method the table applies to `<Type>.identifier` (the first rule for an Identifier there). */
+  private identifierRule(resourceType: string | null): string | undefined {
+    for (const rule of this.options.table!.rules) {
+      const t = rule.path.terminal;
+      const source = rule.path.source;
+      const applies = (t.kind === 'type' && t.type === 'Identifier' && (!source.includes('.descendants') || source.startsWith(`${resourceType}.`)))
+        || (t.kind === 'name' && t.name === 'identifier' && (source.startsWith('Resource.') || source.startsWith(`${resourceType}.`) || source.startsWith('DomainResource.')));
+      if (applies) return rule.method;
+    }
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ re-identification
+
+  /**
+   * The stored resource with what the vault holds put back: its id, the ids of its references and
+   * its identifiers' values. Redacted, generalized and hashed content cannot come back.
+   */
+  reidentify(resource: Resource): Resource {
+    const vault = this.requireVault();
+    const out = structuredClone(resource);
+    if (out.id) out.id = vault.reveal(idDomain(out.resourceType), out.id) ?? out.id;
+    const visit = (value: unknown, key: string | null): void => {
+      if (Array.isArray(value)) {
+        for (const item of value) visit(item, key);
+        return;
+      }
+      if (typeof value !== 'object' || value === null) return;
+      const obj = value as Record<string, unknown>;
+      if ((key === 'identifier' || key === 'assigner') && typeof obj.value === 'string') {
+        const domain = typeof obj.system === 'string' ? obj.system : NO_SYSTEM_DOMAIN;
+        obj.value = vault.reveal(domain, obj.value) ?? obj.value;
+      }
+      if (typeof obj.reference === 'string') {
+        const match = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/.+)?$/.exec(obj.reference);
+        if (match) obj.reference = `${match[1] ?? ''}${match[2]}/${vault.reveal(idDomain(match[2]!), match[3]!) ?? match[3]}${match[4] ?? ''}`;
+      }
+      for (const [k, v] of Object.entries(obj)) if (k !== 'resourceType') visit(v, k);
+    };
+    for (const [k, v] of Object.entries(out)) if (k !== 'id' && k !== 'resourceType') visit(v, k);
+    return out;
+  }
+}
+
+/** A vault that reads the real one and keeps what it would create to itself (previews store nothing). */
+class PreviewVault implements PseudonymVault {
+  private readonly made = new Map<string, string>();
+  private readonly offsets = new Map<string, number>();
+  constructor(private readonly base: PseudonymVault) {}
+  pseudonymize(domain: string, real: string): string {
+    const key = `${domain}\u0000${real}`;
+    const known = this.made.get(key) ?? this.base.lookup(domain, real);
+    if (known !== undefined) return known;
+    const made = randomUUID();
+    this.made.set(key, made);
+    return made;
+  }
+  lookup(domain: string, real: string) { return this.base.lookup(domain, real); }
+  lookupInAnyDomain(real: string) { return this.base.lookupInAnyDomain(real); }
+  reveal(domain: string, pseudonym: string) { return this.base.reveal(domain, pseudonym); }
+  dateOffsetDays(subject: string, maxDays: number): number {
+    let days = this.offsets.get(subject);
+    if (days === undefined) {
+      days = randomInt(1, maxDays + 1) * (randomInt(2) === 0 ? -1 : 1);
+      this.offsets.set(subject, days);
+    }
+    return days;
+  }
+  close(): void {}
+}
+
+function vaultUnavailable(reason: string): FhirError {
+  return new FhirError(503, {
+    severity: 'error', code: 'transient',
+    diagnostics: `De-identification is unavailable, so writes are refused rather than storing identified data: ${reason}`,
+  });
+}
+
+function splitModifier(name: string): [string, string | undefined] {
+  const colon = name.indexOf(':');
+  return colon === -1 ? [name, undefined] : [name.slice(0, colon), name.slice(colon + 1)];
+}
+
+function indexOfUnescaped(text: string, char: string): number {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === char) return i;
+  }
+  return -1;
+}
+
+/** Applies `fn` to each comma-separated alternative (search.html#escaping: `\,` is not a separator). */
+function mapOrValues(value: string, fn: (v: string) => string[]): string {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\') i++;
+    else if (value[i] === ',') {
+      parts.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(value.slice(start));
+  return parts.flatMap(fn).join(',');
+}
+
+/** search.html#escaping: the vault holds values, not their escaped search form. */
+function unescapeSearchValue(value: string): string {
+  return value.replace(/\\([\\,|$])/g, '$1');
+}
+
+function cryptoHashOf(value: string, key: Buffer): string {
+  return cryptoHash(unescapeSearchValue(value), key);
+}

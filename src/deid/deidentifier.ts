@@ -1,0 +1,395 @@
+/**
+ * Applies a mapping table to a resource: one typed walk over its JSON, each element taking the
+ * first rule (in table order) that matches it.
+ *
+ * "First matching rule wins", element by element: a rule that matches an element decides for
+ * it, and for everything inside it that no *earlier* rule matches. So `keep` and specific rules
+ * go first (an Address's `state` kept before every Address is redacted), broad ones last.
+ * A redacted element whose parts no earlier rule claims disappears whole; an object or array left
+ * empty is dropped (FHIR JSON forbids empty ones, json.html).
+ *
+ * The walk itself is synchronous; references to other resources are collected and resolved
+ * afterwards (their stored ids may need a store lookup), then written back.
+ */
+import type { ChildSlot, ElementNode } from '../fhir/validation/definitions.js';
+import type { TypeRegistry } from '../fhir/validation/type-registry.js';
+import type { Coding, Resource } from '../fhir/resource.js';
+import type { PseudonymVault } from './deid-types.js';
+import type { MappingRule, MappingTable } from './mapping-table.js';
+import { primitiveTypeName, sameType, type ElementFrame } from './rule-path.js';
+import {
+  cryptoHash, dateToYear, generalizeAge, generalizeBirthDate, generalizeZip, shiftDate, type FhirDateType,
+} from './value-transforms.js';
+
+/** meta.tag system that carries the sha256 of the table a version was produced with. */
+export const DEID_TABLE_TAG_SYSTEM = 'urn:fhir-ledger:deid-mapping-table';
+/** HL7 v3 ObservationValue: PSEUDED "pseudonymized" (a security label, security-labels.html). */
+export const PSEUDONYMIZED_LABEL: Coding = {
+  system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'PSEUDED', display: 'pseudonymized',
+};
+/** Identifiers without a system still get a domain, so their pseudonyms are stable. */
+export const NO_SYSTEM_DOMAIN = 'urn:fhir-ledger:identifier-without-system';
+
+/** The vault domain of client-assigned ids of one resource type. */
+export function idDomain(resourceType: string): string {
+  return `id:${resourceType}`;
+}
+
+const REMOVE = Symbol('remove');
+type Outcome = unknown | typeof REMOVE;
+
+interface Frame extends ElementFrame {
+  readonly node: ElementNode | undefined;
+}
+
+/** What the walk needs from outside, per call. */
+export interface WalkServices {
+  vault: PseudonymVault | undefined;
+  hashKey: Buffer | undefined;
+  /** Days every date of this resource's patient moves (dateShift), computed lazily. */
+  dateOffset: () => number;
+  now: Date;
+}
+
+/** A `reference` string found during the walk, to be rewritten once its id is resolved. */
+export interface ReferenceSite {
+  holder: Record<string, unknown>;
+  resourceType: string;
+  id: string;
+  /** Rebuilds the reference around a new id (keeps a base URL and a `_history` suffix). */
+  rebuild: (id: string) => string;
+}
+
+const DATE_TYPES: ReadonlySet<string> = new Set(['date', 'dateTime', 'instant']);
+/** `Type/id`, `Type/id/_history/v`, or either after an absolute base (references.html#literal). */
+const LITERAL_REFERENCE = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+
+export class MappingWalker {
+  private readonly byName = new Map<string, MappingRule[]>();
+  private readonly byType = new Map<string, MappingRule[]>();
+  private readonly reach = new Map<ElementNode, { names: Set<string>; types: Set<string> }>();
+
+  constructor(readonly table: MappingTable, private readonly types: TypeRegistry) {
+    for (const rule of table.rules) {
+      const t = rule.path.terminal;
+      const index = t.kind === 'name' ? this.byName : this.byType;
+      const key = t.kind === 'name' ? t.name : t.type;
+      const list = index.get(key) ?? [];
+      list.push(rule);
+      index.set(key, list);
+    }
+  }
+
+  /**
+   * The de-identified copy of `resource` (the input is not modified), and the references in it
+   * that the caller must resolve. The resource's own `id` is the caller's (see Deidentifier).
+   */
+  walk(resource: Resource, services: WalkServices): { resource: Resource; references: ReferenceSite[] } {
+    const references: ReferenceSite[] = [];
+    const root: Frame = {
+      name: resource.resourceType, type: resource.resourceType, parent: null, isResource: true,
+      node: this.types.resources.get(resource.resourceType),
+    };
+    const out = this.walkChildren(resource, root, Infinity, null, services, references) as Resource;
+    return { resource: out, references };
+  }
+
+  private firstMatch(frame: Frame, value: unknown, limit: number): MappingRule | undefined {
+    let best: MappingRule | undefined;
+    const consider = (list: MappingRule[] | undefined) => {
+      if (!list) return;
+      for (const rule of list) {
+        if (rule.index >= limit || (best && rule.index >= best.index)) break;
+        if (rule.path.matches(frame, value)) {
+          best = rule;
+          break;
+        }
+      }
+    };
+    consider(this.byName.get(frame.name));
+    consider(this.byType.get(frame.type));
+    if (frame.type === 'SimpleQuantity' || frame.type === 'MoneyQuantity') consider(this.byType.get('Quantity'));
+    return best;
+  }
+
+  private visit(value: unknown, frame: Frame, limit: number, inherited: MappingRule | null,
+    services: WalkServices, references: ReferenceSite[]): Outcome {
+    const own = this.firstMatch(frame, value, limit);
+    const rule = own ?? inherited;
+    if (!rule) return this.walkChildren(value, frame, limit, null, services, references);
+    const inside = rule.index > 0 && this.earlierRuleMayMatchInside(frame, rule.index);
+    switch (rule.method) {
+      case 'keep':
+        return inside ? this.walkChildren(value, frame, rule.index, null, services, references) : value;
+      case 'redact':
+        return inside ? this.walkChildren(value, frame, rule.index, rule, services, references) : REMOVE;
+      default: {
+        // Earlier rules first, on the parts they match (an Identifier's period), then this
+        // rule's method on what they left, so the method sees the final object.
+        const walked = inside ? this.walkChildren(value, frame, rule.index, null, services, references) : value;
+        return walked === REMOVE ? REMOVE : this.apply(rule, frame, walked, services, references);
+      }
+    }
+  }
+
+  /** Children of an object (or, for a primitive, the primitive itself under an inherited redact). */
+  private walkChildren(value: unknown, frame: Frame, limit: number, inherited: MappingRule | null,
+    services: WalkServices, references: ReferenceSite[]): Outcome {
+    if (typeof value !== 'object' || value === null) return inherited ? REMOVE : value;
+    const node = frame.node;
+    if (!node) return inherited ? REMOVE : value;
+    const input = value as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    const handledCompanions = new Set<string>();
+    for (const key of Object.keys(input)) {
+      if (handledCompanions.has(key)) continue;
+      const child = input[key];
+      if (frame.isResource && (key === 'resourceType' || key === 'id')) {
+        out[key] = child;
+        continue;
+      }
+      const slot = node.children.get(key);
+      if (!slot) {
+        // Not in the definitions (validation let it through, e.g. a contained resource's
+        // fields): kept unless an enclosing redact covers it.
+        if (!inherited) out[key] = child;
+        continue;
+      }
+      if (slot.kind === 'primitive-element') {
+        // A `_x` without its primitive `x` (only id/extensions): walk its extensions.
+        if (!(key.slice(1) in input)) {
+          const walked = this.walkCompanion(child, frame, slot, limit, inherited, services, references);
+          if (walked !== REMOVE) out[key] = walked;
+        }
+        continue;
+      }
+      const companionKey = `_${key}`;
+      const companion = slot.kind === 'primitive' ? input[companionKey] : undefined;
+      if (companion !== undefined) handledCompanions.add(companionKey);
+      if (Array.isArray(child)) {
+        const kept: unknown[] = [];
+        const keptCompanions: unknown[] = [];
+        child.forEach((item, i) => {
+          const result = this.visit(item, this.childFrame(frame, slot, item), limit, inherited, services, references);
+          if (result === REMOVE) return;
+          kept.push(result);
+          if (Array.isArray(companion)) {
+            const c = companion[i] === null || companion[i] === undefined ? null
+              : this.walkCompanion(companion[i], frame, slot, limit, inherited, services, references);
+            keptCompanions.push(c === REMOVE ? null : c);
+          }
+        });
+        if (kept.length > 0) out[key] = kept;
+        if (kept.length > 0 && keptCompanions.some((c) => c !== null)) out[companionKey] = keptCompanions;
+      } else {
+        const result = this.visit(child, this.childFrame(frame, slot, child), limit, inherited, services, references);
+        if (result === REMOVE) continue;
+        out[key] = result;
+        if (companion !== undefined) {
+          const c = this.walkCompanion(companion, frame, slot, limit, inherited, services, references);
+          if (c !== REMOVE) out[companionKey] = c;
+        }
+      }
+    }
+    if (!frame.isResource && Object.keys(out).length === 0) return REMOVE;
+    return out;
+  }
+
+  /** The `_x` companion of a primitive: its id and extensions (json.html#primitive). */
+  private walkCompanion(value: unknown, parent: Frame, slot: ChildSlot, limit: number, inherited: MappingRule | null,
+    services: WalkServices, references: ReferenceSite[]): Outcome {
+    const frame: Frame = { name: slot.elementName, type: 'Element', parent, isResource: false, node: this.types.datatypes.get('Element') };
+    return this.walkChildren(value, frame, limit, inherited, services, references);
+  }
+
+  private childFrame(parent: Frame, slot: ChildSlot, value: unknown): Frame {
+    switch (slot.kind) {
+      case 'complex':
+        return { name: slot.elementName, type: slot.typeName ?? '', parent, isResource: false, node: this.types.datatypes.get(slot.typeName ?? '') };
+      case 'backbone':
+        return { name: slot.elementName, type: 'BackboneElement', parent, isResource: false, node: slot.node };
+      case 'resource': {
+        const type = (value as Resource | null)?.resourceType ?? '';
+        return { name: type, type, parent, isResource: true, node: this.types.resources.get(type) };
+      }
+      default:
+        return { name: slot.elementName, type: primitiveTypeName(slot.typeName ?? 'string'), parent, isResource: false, node: undefined };
+    }
+  }
+
+  /** Could a rule before `index` match something strictly inside this element? */
+  private earlierRuleMayMatchInside(frame: Frame, index: number): boolean {
+    if (!frame.node) return false;
+    const reach = this.reachOf(frame.node);
+    for (const rule of this.table.rules) {
+      if (rule.index >= index) return false;
+      const t = rule.path.terminal;
+      if (t.kind === 'name' ? reach.names.has(t.name) : reach.types.has(t.type)) return true;
+    }
+    return false;
+  }
+
+  /** Element names and types that can occur below a node, through datatypes and backbones. */
+  private reachOf(start: ElementNode): { names: Set<string>; types: Set<string> } {
+    const cached = this.reach.get(start);
+    if (cached) return cached;
+    const names = new Set<string>();
+    const types = new Set<string>();
+    const seen = new Set<ElementNode>();
+    const stack = [start];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      if (seen.has(node)) continue;
+      seen.add(node);
+      for (const slot of node.children.values()) {
+        names.add(slot.elementName);
+        if (slot.kind === 'complex') {
+          types.add(slot.typeName ?? '');
+          if (slot.typeName === 'SimpleQuantity' || slot.typeName === 'MoneyQuantity') types.add('Quantity');
+          const child = this.types.datatypes.get(slot.typeName ?? '');
+          if (child) stack.push(child);
+        } else if (slot.kind === 'backbone') {
+          types.add('BackboneElement');
+          if (slot.node) stack.push(slot.node);
+        } else if (slot.kind === 'resource') {
+          // Contained resources can hold anything.
+          for (const rule of this.table.rules) {
+            const t = rule.path.terminal;
+            if (t.kind === 'name') names.add(t.name);
+            else types.add(t.type);
+          }
+        } else if (slot.kind === 'primitive') {
+          types.add(primitiveTypeName(slot.typeName ?? 'string'));
+        }
+      }
+    }
+    const result = { names, types };
+    this.reach.set(start, result);
+    return result;
+  }
+
+  // ------------------------------------------------------------------ methods
+
+  private apply(rule: MappingRule, frame: Frame, value: unknown, services: WalkServices, references: ReferenceSite[]): Outcome {
+    switch (rule.method) {
+      case 'substitute':
+        return structuredClone(rule.substitute);
+      case 'pseudonymize':
+        return this.pseudonymize(rule, frame, value, services, references);
+      case 'cryptoHash':
+        return this.hash(frame, value, services);
+      case 'dateShift': {
+        const days = services.dateOffset();
+        return this.mapDates(value, frame, (v, type) => shiftDate(v, days, type));
+      }
+      case 'generalize':
+        return this.generalize(rule, frame, value, services);
+      default:
+        return value;
+    }
+  }
+
+  private pseudonymize(rule: MappingRule, frame: Frame, value: unknown, services: WalkServices, references: ReferenceSite[]): Outcome {
+    const vault = services.vault!;
+    if (sameType(frame.type, 'Identifier')) {
+      const identifier = { ...(value as Record<string, unknown>) };
+      if (typeof identifier.value === 'string') {
+        const domain = rule.domain ?? (typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN);
+        identifier.value = vault.pseudonymize(domain, identifier.value);
+      }
+      // An assigner's name is free text; the assigner reference is handled by the Reference rule.
+      return identifier;
+    }
+    if (frame.type === 'Reference') {
+      const reference = { ...(value as Record<string, unknown>) };
+      // references.html: display is free text (a patient's name, often).
+      delete reference.display;
+      if (reference.identifier && typeof reference.identifier === 'object') {
+        const identifier = { ...(reference.identifier as Record<string, unknown>) };
+        if (typeof identifier.value === 'string') {
+          const domain = typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN;
+          identifier.value = vault.pseudonymize(domain, identifier.value);
+        }
+        reference.identifier = identifier;
+      }
+      if (typeof reference.reference === 'string') {
+        const match = LITERAL_REFERENCE.exec(reference.reference);
+        if (match && !reference.reference.startsWith('urn:') && !reference.reference.startsWith('#')) {
+          const [, base = '', type, id, history = ''] = match;
+          references.push({ holder: reference, resourceType: type!, id: id!, rebuild: (newId) => `${base}${type}/${newId}${history}` });
+        }
+      }
+      return Object.keys(reference).length === 0 ? REMOVE : reference;
+    }
+    if (typeof value === 'string') return vault.pseudonymize(rule.domain ?? rule.path.source, value);
+    // Numbers and booleans carry no identifier text; a complex type without a pseudonym form is redacted.
+    return typeof value === 'object' ? REMOVE : value;
+  }
+
+  private hash(frame: Frame, value: unknown, services: WalkServices): Outcome {
+    const key = services.hashKey!;
+    if (sameType(frame.type, 'Identifier')) {
+      const identifier = { ...(value as Record<string, unknown>) };
+      if (typeof identifier.value === 'string') identifier.value = cryptoHash(identifier.value, key);
+      return identifier;
+    }
+    if (typeof value === 'string') return cryptoHash(value, key);
+    return typeof value === 'object' ? REMOVE : value;
+  }
+
+  private generalize(rule: MappingRule, frame: Frame, value: unknown, services: WalkServices): Outcome {
+    switch (rule.generalize) {
+      case 'year':
+        return this.mapDates(value, frame, (v, type) => dateToYear(v, type));
+      case 'birthDate':
+        return this.mapDates(value, frame, (v, type) => generalizeBirthDate(v, type, services.now));
+      case 'zip3':
+        return typeof value === 'string' ? generalizeZip(value, this.table.restrictedZip3) ?? REMOVE : REMOVE;
+      case 'age':
+        if (typeof value !== 'object' || value === null) return REMOVE;
+        try {
+          return generalizeAge(value as Parameters<typeof generalizeAge>[0]);
+        } catch {
+          // An age whose unit cannot be read cannot be judged under or over 89: it goes.
+          return REMOVE;
+        }
+      default:
+        return value;
+    }
+  }
+
+  /**
+   * Applies `fn` to every date, dateTime and instant at or below the element (a Period's start
+   * and end, a Timing's events). A value that is not a valid date of its type is dropped rather
+   * than kept as it came.
+   */
+  private mapDates(value: unknown, frame: Frame, fn: (value: string, type: FhirDateType) => string): Outcome {
+    if (DATE_TYPES.has(frame.type)) {
+      if (typeof value !== 'string') return value;
+      try {
+        return fn(value, frame.type as FhirDateType);
+      } catch {
+        return REMOVE;
+      }
+    }
+    if (typeof value !== 'object' || value === null || !frame.node) return value;
+    const input = value as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [key, child] of Object.entries(input)) {
+      const slot = frame.node.children.get(key);
+      if (!slot || slot.kind === 'primitive-element') {
+        out[key] = child;
+        continue;
+      }
+      const mapOne = (item: unknown) => this.mapDates(item, this.childFrame(frame, slot, item), fn);
+      if (Array.isArray(child)) {
+        const mapped = child.map(mapOne).filter((c) => c !== REMOVE);
+        if (mapped.length > 0) out[key] = mapped;
+      } else {
+        const mapped = mapOne(child);
+        if (mapped !== REMOVE) out[key] = mapped;
+      }
+    }
+    return Object.keys(out).length === 0 ? REMOVE : out;
+  }
+}
