@@ -48,7 +48,7 @@ if (layer === 'http') {
   });
 } else if (layer === 'router') {
   app = new Koa();
-  app.use(requestLogger(logger));
+  app.use(requestLogger(logger, (type) => type === 'Patient'));
   const router = new Router({ prefix: '/fhir' });
   const unused = (ctx: Koa.Context) => { ctx.status = 500; };
   const layers: [string, string[]][] = [
@@ -63,7 +63,7 @@ if (layer === 'http') {
   app.use(router.routes()).use(router.allowedMethods());
 } else {
   app = new Koa();
-  if (layer === 'log') app.use(requestLogger(logger));
+  if (layer === 'log') app.use(requestLogger(logger, (type) => type === 'Patient'));
   app.use(bareHandler);
 }
 const server = app.listen(0, '127.0.0.1', () => {

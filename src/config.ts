@@ -53,6 +53,23 @@ export interface Config {
   ledgerContractDeployBlock: number;
   /** ANVIL_PATH: the anvil binary of the embedded chain; default: the one npm installed. */
   anvilPath: string | undefined;
+  /** DEID_MAPPING: `safe-harbor` (default), `research`, `none` (store as sent), or a path to a table. */
+  deidMapping: string;
+  /** Where the shipped mapping tables live (mappings/). */
+  mappingsDir: string;
+  /** VAULT_FILE: the pseudonym vault's own database file; default DATA_DIR/vault/pseudonyms.sqlite. */
+  vaultFile: string;
+  /** VAULT_KEY (hex or base64 of 32 bytes); wins over the key file. */
+  vaultKey: string | undefined;
+  /** VAULT_KEY_FILE: the vault key as a file; unset: DATA_DIR/vault/vault.key, created on first start. */
+  vaultKeyFile: string | undefined;
+  /** DEID_HASH_KEY / DEID_HASH_KEY_FILE: the HMAC key of cryptoHash rules; unset: DATA_DIR/vault/hash.key, created. */
+  deidHashKey: string | undefined;
+  deidHashKeyFile: string | undefined;
+  /** AUTH_JWT_SECRET: HS256 secret (32+ bytes) of the bearer tokens that grant permissions such as re-identification. */
+  authJwtSecret: string | undefined;
+  /** AUTH_JWKS_FILE: a JSON Web Key Set of the public keys that sign bearer tokens (RS256/ES256). */
+  authJwksFile: string | undefined;
 }
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -128,6 +145,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ledgerContractAddress: env.LEDGER_CONTRACT_ADDRESS || undefined,
     ledgerContractDeployBlock: intFromEnv(env, 'LEDGER_CONTRACT_DEPLOY_BLOCK', 0),
     anvilPath: env.ANVIL_PATH || undefined,
+    deidMapping: env.DEID_MAPPING || 'safe-harbor',
+    mappingsDir: path.join(repoRoot, 'mappings'),
+    vaultFile: path.resolve(env.VAULT_FILE || path.join(path.resolve(env.DATA_DIR ?? './data'), 'vault', 'pseudonyms.sqlite')),
+    vaultKey: env.VAULT_KEY || undefined,
+    vaultKeyFile: env.VAULT_KEY_FILE || undefined,
+    deidHashKey: env.DEID_HASH_KEY || undefined,
+    deidHashKeyFile: env.DEID_HASH_KEY_FILE || undefined,
+    authJwtSecret: env.AUTH_JWT_SECRET || undefined,
+    authJwksFile: env.AUTH_JWKS_FILE || undefined,
     ...overrides,
   };
   if (config.ledgerMode === 'rpc') {
@@ -136,6 +162,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   if (config.ledgerContractAddress !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(config.ledgerContractAddress)) {
     throw new Error(`Configuration error: LEDGER_CONTRACT_ADDRESS must be a 0x address, got "${config.ledgerContractAddress}"`);
+  }
+  if (overrides.dataDir !== undefined && overrides.vaultFile === undefined && !env.VAULT_FILE) {
+    // The vault follows an overridden data folder (tests, tools) unless it was placed explicitly.
+    config.vaultFile = path.join(config.dataDir, 'vault', 'pseudonyms.sqlite');
+  }
+  if (config.authJwtSecret !== undefined && Buffer.byteLength(config.authJwtSecret) < 32) {
+    throw new Error('Configuration error: AUTH_JWT_SECRET must be at least 32 bytes (RFC 7518 section 3.2)');
   }
   if (config.defaultPageSize > config.maxPageSize) config.defaultPageSize = config.maxPageSize;
   return config;

@@ -12,6 +12,7 @@ import { SearchIndexExtractor } from './fhir/search-index-extraction.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
+import { setUpDeidentification } from './deid/deid-setup.js';
 import { createApp } from './http/app.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
@@ -110,9 +111,11 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
   const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
   });
+  const deidentification = setUpDeidentification(config, validator.elementTypes, registry,
+    async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger);
   const ledger = buildLedger(config, store, logger);
 
-  const resources = new ResourceService(store, validator, registry, extractor, {
+  const resources = new ResourceService(store, validator, registry, extractor, deidentification.deid, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
   });
   const search = new SearchService(resources, registry, extractor, validator.summaries);
@@ -156,6 +159,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       server.closeAllConnections();
       await ledger.stop();
       await store.close();
+      deidentification.close();
     },
   };
 }

@@ -36,6 +36,17 @@ export function idDomain(resourceType: string): string {
 }
 
 const REMOVE = Symbol('remove');
+
+/**
+ * The pseudonym of a value, where a value that already is a pseudonym of the domain stays as it is:
+ * a client that writes back what it read (PUT after GET, PATCH) does not get pseudonyms of pseudonyms.
+ */
+function pseudonymOf(vault: PseudonymVault, domain: string, value: string): string {
+  const known = vault.lookup(domain, value);
+  if (known !== undefined) return known;
+  if (vault.reveal(domain, value) !== undefined) return value;
+  return vault.pseudonymize(domain, value);
+}
 type Outcome = unknown | typeof REMOVE;
 
 interface Frame extends ElementFrame {
@@ -295,7 +306,7 @@ export class MappingWalker {
       const identifier = { ...(value as Record<string, unknown>) };
       if (typeof identifier.value === 'string') {
         const domain = rule.domain ?? (typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN);
-        identifier.value = vault.pseudonymize(domain, identifier.value);
+        identifier.value = pseudonymOf(vault, domain, identifier.value);
       }
       // An assigner's name is free text; the assigner reference is handled by the Reference rule.
       return identifier;
@@ -308,7 +319,7 @@ export class MappingWalker {
         const identifier = { ...(reference.identifier as Record<string, unknown>) };
         if (typeof identifier.value === 'string') {
           const domain = typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN;
-          identifier.value = vault.pseudonymize(domain, identifier.value);
+          identifier.value = pseudonymOf(vault, domain, identifier.value);
         }
         reference.identifier = identifier;
       }
@@ -321,7 +332,7 @@ export class MappingWalker {
       }
       return Object.keys(reference).length === 0 ? REMOVE : reference;
     }
-    if (typeof value === 'string') return vault.pseudonymize(rule.domain ?? rule.path.source, value);
+    if (typeof value === 'string') return pseudonymOf(vault, rule.domain ?? rule.path.source, value);
     // Numbers and booleans carry no identifier text; a complex type without a pseudonym form is redacted.
     return typeof value === 'object' ? REMOVE : value;
   }
@@ -344,7 +355,10 @@ export class MappingWalker {
       case 'birthDate':
         return this.mapDates(value, frame, (v, type) => generalizeBirthDate(v, type, services.now));
       case 'zip3':
-        return typeof value === 'string' ? generalizeZip(value, this.table.restrictedZip3) ?? REMOVE : REMOVE;
+        if (typeof value !== 'string') return REMOVE;
+        // Already three digits (a stored version written back): the same result again.
+        if (/^\d{3}$/.test(value)) return this.table.restrictedZip3.has(value) ? '000' : value;
+        return generalizeZip(value, this.table.restrictedZip3) ?? REMOVE;
       case 'age':
         if (typeof value !== 'object' || value === null) return REMOVE;
         try {

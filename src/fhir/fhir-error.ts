@@ -8,7 +8,7 @@ export type IssueType =
   | 'invalid' | 'structure' | 'required' | 'value' | 'invariant' | 'security' | 'login'
   | 'forbidden' | 'processing' | 'not-supported' | 'duplicate' | 'multiple-matches' | 'not-found'
   | 'deleted' | 'too-long' | 'code-invalid' | 'conflict' | 'exception' | 'timeout' | 'too-costly'
-  | 'business-rule' | 'informational' | 'incomplete' | 'throttled';
+  | 'business-rule' | 'informational' | 'incomplete' | 'throttled' | 'transient' | 'no-store';
 
 export type IssueSeverity = 'fatal' | 'error' | 'warning' | 'information';
 

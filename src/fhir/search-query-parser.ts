@@ -80,7 +80,15 @@ export function unescapeSearchValue(text: string): string {
 
 function badValue(name: string, value: string, expected: string): FhirError {
   // The value itself is not echoed: it may carry an identifier.
-  return FhirError.badRequest(`Invalid value for search parameter '${name}': expected ${expected}`, 'value');
+  return FhirError.badRequest(`Invalid value for search parameter ${quoted(name)}: expected ${expected}`, 'value');
+}
+
+/**
+ * A parameter name, modifier or type named in a message: the client's text, quoted, when it has
+ * the shape of one; otherwise a placeholder, so that arbitrary text is never echoed back.
+ */
+function quoted(text: string, prefix = ''): string {
+  return text.length <= 100 && /^[A-Za-z_][A-Za-z0-9_\-.:|]*$/.test(text) ? `'${prefix}${text}'` : '(not a valid name)';
 }
 
 function splitPrefix(text: string): { prefix: SearchPrefix; rest: string } {
@@ -204,7 +212,7 @@ function parseSort(resourceType: string | null, text: string, registry: SearchPa
     const code = descending ? item.slice(1) : item;
     const param = lookupParameter(registry, resourceType, code);
     if (!param || param.type === 'composite' || param.type === 'special') {
-      ignored.push({ name: '_sort', reason: `Cannot sort by '${code}': not a sortable search parameter` });
+      ignored.push({ name: '_sort', reason: `Cannot sort by ${quoted(code)}: not a sortable search parameter` });
       continue;
     }
     keys.push({ param, descending });
@@ -248,11 +256,11 @@ function parseCriterion(resourceType: string | null, name: string, rawValue: str
   const modifier = colon === -1 ? undefined : name.slice(colon + 1);
   const param = lookupParameter(registry, resourceType, code);
   if (!param) {
-    ignored.push({ name, reason: `Unknown search parameter '${code}' for ${resourceType ?? 'system-level search'}` });
+    ignored.push({ name, reason: `Unknown search parameter ${quoted(code)} for ${resourceType ?? 'system-level search'}` });
     return undefined;
   }
   if (modifier !== undefined && !isSupportedModifier(param, modifier)) {
-    ignored.push({ name, reason: `Modifier ':${modifier}' is not supported for parameter '${code}' (${param.type})` });
+    ignored.push({ name, reason: `Modifier ${quoted(modifier, ':')} is not supported for parameter '${code}' (${param.type})` });
     return undefined;
   }
   if (modifier === 'missing') {
@@ -274,7 +282,7 @@ function parseChain(resourceType: string | null, name: string, dot: number, rawV
   const [code, typeModifier] = head.split(':') as [string, string | undefined];
   const param = resourceType === null ? undefined : registry.get(resourceType, code);
   if (!param || param.type !== 'reference') {
-    ignored.push({ name, reason: `Cannot chain on '${code}': not a reference search parameter of ${resourceType ?? 'every type'}` });
+    ignored.push({ name, reason: `Cannot chain on ${quoted(code)}: not a reference search parameter of ${resourceType ?? 'every type'}` });
     return undefined;
   }
   if (depth >= MAX_CHAIN_DEPTH) {
@@ -290,7 +298,7 @@ function parseChain(resourceType: string | null, name: string, dot: number, rawV
     if (inner) chain.push({ resourceType: target, inner });
   }
   if (chain.length === 0) {
-    ignored.push({ name, reason: `No target type of '${code}' has a search parameter '${tailCode}'` });
+    ignored.push({ name, reason: `No target type of '${code}' has a search parameter ${quoted(tailCode)}` });
     return undefined;
   }
   return { param, modifier: typeModifier, values: [], chain };
@@ -307,7 +315,7 @@ function parseReverseChain(resourceType: string | null, name: string, rawValue: 
   }
   const param = registry.get(sourceType, referenceCode);
   if (!param || param.type !== 'reference' || (param.targets.length > 0 && !param.targets.includes(resourceType))) {
-    ignored.push({ name, reason: `'${referenceCode}' of ${sourceType} is not a reference that can point to ${resourceType}` });
+    ignored.push({ name, reason: `${quoted(referenceCode)} of ${quoted(sourceType)} is not a reference that can point to ${resourceType}` });
     return undefined;
   }
   if (depth >= MAX_CHAIN_DEPTH) {
@@ -332,7 +340,7 @@ function parseInclude(text: string, registry: SearchParameterRegistry, iterate: 
     : [registry.get(sourceType, code)].filter((p): p is SearchParameterDefinition => p !== undefined);
   const references = params.filter((p) => p.type === 'reference');
   if (references.length === 0) {
-    ignored.push({ name, reason: `'${code}' is not a reference search parameter of ${sourceType}` });
+    ignored.push({ name, reason: `${quoted(code)} is not a reference search parameter of ${quoted(sourceType)}` });
     return [];
   }
   return references.map((param) => ({ sourceType, param, targetType, iterate }));

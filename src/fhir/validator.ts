@@ -85,6 +85,11 @@ export class ResourceValidator {
     return new ResourceValidator(resourceTypes, registry, schema, profiles, new ElementWalker(registry), summaries);
   }
 
+  /** The element trees of the R4 definitions (types of every element), for typed walks such as de-identification. */
+  get elementTypes(): TypeRegistry {
+    return this.registry;
+  }
+
   isKnownResourceType(type: string): boolean {
     return this.resourceTypes.has(type);
   }

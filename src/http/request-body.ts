@@ -66,9 +66,26 @@ export function parseJsonText(text: string, limits: BodyLimits): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    // The parser's message names a position, not content, so it is safe to return.
-    throw FhirError.badRequest(`Malformed JSON: ${(error as Error).message}`, 'structure');
+    throw FhirError.badRequest(malformedJsonMessage(text, (error as Error).message), 'structure');
   }
+}
+
+/**
+ * Says where a JSON text is malformed without quoting it: V8's SyntaxError messages may carry an
+ * excerpt of the text (`Unexpected token 'Z', "{"name": Zeb…" is not valid JSON`), which can be
+ * an identifier, so only the position is taken from them.
+ */
+export function malformedJsonMessage(text: string, parserMessage: string): string {
+  const position = /\bat position (\d+)\b/.exec(parserMessage);
+  if (position) {
+    const offset = Math.min(Number(position[1]), text.length);
+    const before = text.slice(0, offset);
+    const line = before.split('\n').length;
+    const column = offset - before.lastIndexOf('\n');
+    return `Malformed JSON at line ${line}, column ${column} (position ${offset})`;
+  }
+  if (/^Unexpected end of JSON input/.test(parserMessage)) return 'Malformed JSON: the text ends before the JSON value is complete';
+  return 'Malformed JSON: the body is not a valid JSON text';
 }
 
 /** A FHIR JSON resource body (POST/PUT). */

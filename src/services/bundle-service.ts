@@ -68,11 +68,13 @@ export class BundleService {
     const store = this.resources.storeForTransactions;
     const responses = await store.transaction(async (tx) => {
       const references = await this.resolveFullUrls(tx, requests);
+      // Ids this transaction assigned: references to them are stored ids, not client ids to pseudonymize.
+      const issuedIds = new Set(requests.flatMap((r) => (r.assignedId !== undefined && !r.matchedExisting ? [r.assignedId] : [])));
       const out = new Array<EntryResponse>(requests.length);
       for (const request of transactionOrder(requests)) {
         try {
           if (request.resource) replaceReferences(request.resource, references);
-          out[request.index] = await this.execute(tx, request, options);
+          out[request.index] = await this.execute(tx, request, options, issuedIds);
         } catch (error) {
           if (error instanceof FhirError) {
             // The whole transaction fails with the entry's error, located at its entry.
@@ -128,7 +130,8 @@ export class BundleService {
     return references;
   }
 
-  private async execute(tx: StoreTransaction, request: BundleEntryRequest, options: BundleOptions): Promise<EntryResponse> {
+  private async execute(tx: StoreTransaction, request: BundleEntryRequest, options: BundleOptions,
+    issuedIds: ReadonlySet<string> = new Set()): Promise<EntryResponse> {
     const { target } = request;
     // checkShape (fhir/bundle-plan.ts) guarantees a type on every write entry.
     const resourceType = target.resourceType!;
@@ -140,13 +143,14 @@ export class BundleService {
         if (request.matchedExisting) {
           return this.writeResponse({ status: 200, version: request.matchedExisting, matchedExisting: true }, options);
         }
-        const prepared = this.resources.prepareResource({ ...request.resource!, id: request.assignedId! });
+        const prepared = await this.resources.prepareResource({ ...request.resource!, id: request.assignedId! },
+          { id: request.assignedId!, issuedIds });
         const version = await this.resources.commitVersion(tx, resourceType, request.assignedId!, prepared, undefined);
         return this.writeResponse({ status: 201, version }, options);
       }
       case 'PUT':
-        if (target.id) return this.writeResponse(await this.resources.update(resourceType, target.id, request.resource!, request.ifMatch, tx), options);
-        return this.writeResponse(await this.resources.conditionalUpdate(resourceType, target.query ?? '', request.resource!, tx), options);
+        if (target.id) return this.writeResponse(await this.resources.update(resourceType, target.id, request.resource!, request.ifMatch, tx, issuedIds), options);
+        return this.writeResponse(await this.resources.conditionalUpdate(resourceType, target.query ?? '', request.resource!, tx, issuedIds), options);
       case 'PATCH': {
         const operations = patchOperations(request);
         if (target.id) return this.writeResponse(await this.resources.patch(resourceType, target.id, operations, request.ifMatch, tx), options);

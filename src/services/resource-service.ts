@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import fastJsonPatch from 'fast-json-patch';
+import type { Deidentification } from '../deid/deidentification.js';
 import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
 import { isValidResourceId, type Resource } from '../fhir/resource.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
@@ -30,7 +31,13 @@ export interface WriteResult {
   matchedExisting?: boolean;
 }
 
-/** A resource that passed validation, with its index entries, ready to commit. */
+/** Where a resource is going: its stored id, and the ids the same request assigned (a transaction's POSTs). */
+export interface WriteContext {
+  id: string;
+  issuedIds?: ReadonlySet<string>;
+}
+
+/** A resource that passed validation and de-identification, with its index entries, ready to commit. */
 export interface PreparedResource {
   resource: Resource;
   indexEntries: SearchIndexEntry[];
@@ -54,6 +61,7 @@ export class ResourceService {
     private readonly validator: ResourceValidator,
     private readonly registry: SearchParameterRegistry,
     private readonly extractor: SearchIndexExtractor,
+    private readonly deid: Deidentification,
     private readonly options: ResourceServiceOptions,
   ) {}
 
@@ -71,14 +79,22 @@ export class ResourceService {
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Step 1 of the write path: structure, invariants and profiles (fhir/validator.ts), then
-   * index extraction. Throws 422 with every problem found; nothing is stored.
+   * Step 1 of the write path: structure, invariants and profiles (fhir/validator.ts) on what the
+   * client sent, so every issue points at its input; then the mapping table (deid/), then index
+   * extraction from what will be stored. Throws 422 with every problem found, 503 when
+   * de-identification cannot run; nothing is stored either way.
    */
-  prepareResource(resource: Resource): PreparedResource {
+  async prepareResource(resource: Resource, context: WriteContext): Promise<PreparedResource> {
     const issues = this.validator.validate(resource);
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length > 0) throw FhirError.unprocessable(issues);
-    return { resource, indexEntries: this.extractor.extract(resource) };
+    const stored = await this.deid.deidentify({ ...resource, id: context.id }, context);
+    return { resource: stored, indexEntries: this.extractor.extract(stored) };
+  }
+
+  /** The de-identification in force (its table, id translation), for the other services. */
+  get deidentification(): Deidentification {
+    return this.deid;
   }
 
   /**
@@ -113,7 +129,8 @@ export class ResourceService {
     this.assertBodyType(resourceType, body);
     // http.html#create: a client-supplied id is ignored on create; the server assigns one.
     const { id: _ignored, ...withoutId } = body;
-    const prepared = this.prepareResource(withoutId as Resource);
+    const id = randomUUID();
+    const prepared = await this.prepareResource(withoutId as Resource, { id });
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       if (ifNoneExist !== undefined) {
         const matches = await this.conditionalMatches(t, resourceType, ifNoneExist, 2);
@@ -121,22 +138,24 @@ export class ResourceService {
         if (matches.length === 1) return { status: 200, version: matches[0], matchedExisting: true };
         if (matches.length > 1) throw this.multipleMatches('conditional create');
       }
-      const version = await this.commitVersion(t, resourceType, randomUUID(), prepared, undefined);
+      const version = await this.commitVersion(t, resourceType, id, prepared, undefined);
       return { status: 201, version };
     };
     return tx ? work(tx) : this.store.transaction(work);
   }
 
   /** FHIR R4 http.html#update, including update-as-create (upsert) and If-Match. */
-  async update(resourceType: string, id: string, body: Resource, ifMatch: string | undefined,
-    tx?: StoreTransaction): Promise<WriteResult> {
+  async update(resourceType: string, clientId: string, body: Resource, ifMatch: string | undefined,
+    tx?: StoreTransaction, issuedIds?: ReadonlySet<string>): Promise<WriteResult> {
     this.assertBodyType(resourceType, body);
-    this.assertValidId(id);
+    this.assertValidId(clientId);
     // http.html#update: the body's id SHALL equal the URL's id, else 400.
     if (body.id === undefined) throw FhirError.badRequest('The resource in an update must carry an id', 'required', [`${resourceType}.id`]);
-    if (body.id !== id) throw FhirError.badRequest(`Resource id does not match the id in the URL`, 'invalid', [`${resourceType}.id`]);
+    if (body.id !== clientId) throw FhirError.badRequest(`Resource id does not match the id in the URL`, 'invalid', [`${resourceType}.id`]);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
-    const prepared = this.prepareResource(body);
+    // A client-assigned id is stored as its pseudonym (deid/), the same one every time.
+    const id = await this.deid.storedIdForWrite(resourceType, clientId, issuedIds);
+    const prepared = await this.prepareResource(body, { id, ...(issuedIds ? { issuedIds } : {}) });
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       const current = await t.readCurrent(resourceType, id);
       this.checkIfMatch(expectedVersion, current);
@@ -148,25 +167,28 @@ export class ResourceService {
 
   /** FHIR R4 http.html#cond-update: `PUT Type?query`. */
   async conditionalUpdate(resourceType: string, query: string, body: Resource,
-    tx?: StoreTransaction): Promise<WriteResult> {
+    tx?: StoreTransaction, issuedIds?: ReadonlySet<string>): Promise<WriteResult> {
     this.assertBodyType(resourceType, body);
     if (body.id !== undefined) this.assertValidId(body.id);
-    const prepared = this.prepareResource(body);
+    const bodyId = body.id === undefined ? undefined : await this.deid.storedIdForWrite(resourceType, body.id, issuedIds);
+    // Prepared for the id it will have when nothing matches; a match's id replaces it below.
+    const newId = bodyId ?? randomUUID();
+    const prepared = await this.prepareResource(body, { id: newId, ...(issuedIds ? { issuedIds } : {}) });
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       const matches = await this.conditionalMatches(t, resourceType, query, 2);
       if (matches.length > 1) throw this.multipleMatches('conditional update');
       if (matches.length === 1) {
         const match = matches[0]!;
         // http.html#cond-update: one match but the body names another id → 400.
-        if (body.id !== undefined && body.id !== match.id) {
+        if (bodyId !== undefined && bodyId !== match.id) {
           throw FhirError.badRequest('The resource id does not match the resource found by the conditional update');
         }
-        const version = await this.commitVersion(t, resourceType, match.id, prepared, match);
+        const version = await this.commitVersion(t, resourceType, match.id, await this.reprepareFor(prepared, body, match.id, newId, issuedIds), match);
         return { status: 200, version };
       }
       // No match: create, with the body's id when it has one (update-as-create).
-      const id = body.id ?? randomUUID();
-      const current = body.id !== undefined ? await t.readCurrent(resourceType, id) : undefined;
+      const id = newId;
+      const current = bodyId !== undefined ? await t.readCurrent(resourceType, id) : undefined;
       if (current && !current.deleted) {
         throw FhirError.preconditionFailed('A resource with this id exists but does not match the conditional update criteria');
       }
@@ -181,8 +203,9 @@ export class ResourceService {
     tx?: StoreTransaction): Promise<WriteResult> {
     this.assertValidId(id);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
+    const storedId = this.deid.storedIdForRead(resourceType, id);
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const current = await this.readExisting(t, resourceType, id);
+      const current = await this.readExisting(t, resourceType, storedId);
       this.checkIfMatch(expectedVersion, current);
       return this.applyPatch(t, current, operations);
     };
@@ -201,8 +224,25 @@ export class ResourceService {
     return tx ? work(tx) : this.store.transaction(work);
   }
 
+  /**
+   * A conditional update prepared for a new id that matched an existing resource instead: the
+   * resource's own id decides its date shift (a Patient's), so it is prepared again only then.
+   */
+  private async reprepareFor(prepared: PreparedResource, body: Resource, id: string, preparedId: string,
+    issuedIds?: ReadonlySet<string>): Promise<PreparedResource> {
+    if (id === preparedId || body.resourceType !== 'Patient' || !this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
+      return { ...prepared, resource: { ...prepared.resource, id } };
+    }
+    return this.prepareResource(body, { id, ...(issuedIds ? { issuedIds } : {}) });
+  }
+
   private async applyPatch(t: StoreTransaction, current: StoredVersion, operations: unknown): Promise<WriteResult> {
     if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
+    if (this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
+      // The stored dates are already shifted; the table applied to the patched whole would shift
+      // them again. A client that owns the data sends it whole (PUT) instead.
+      throw FhirError.notSupported(`PATCH is not available under the '${this.deid.table.name}' mapping table, which shifts dates; use PUT`, 422);
+    }
     const original = JSON.parse(current.json!) as Resource;
     let patched: Resource;
     try {
@@ -215,7 +255,7 @@ export class ResourceService {
     if (patched.resourceType !== current.resourceType || patched.id !== current.id) {
       throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id' }]);
     }
-    const prepared = this.prepareResource(patched);
+    const prepared = await this.prepareResource(patched, { id: current.id });
     const version = await this.commitVersion(t, current.resourceType, current.id, prepared, current);
     return { status: 200, version };
   }
@@ -224,8 +264,9 @@ export class ResourceService {
    * FHIR R4 http.html#delete. Deletes are versions too (history shows them). Deleting a
    * resource that is already deleted, or never existed, succeeds and writes nothing.
    */
-  async delete(resourceType: string, id: string, tx?: StoreTransaction): Promise<WriteResult> {
-    this.assertValidId(id);
+  async delete(resourceType: string, clientId: string, tx?: StoreTransaction): Promise<WriteResult> {
+    this.assertValidId(clientId);
+    const id = this.deid.storedIdForRead(resourceType, clientId);
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       const current = await t.readCurrent(resourceType, id);
       if (!current || current.deleted) return { status: 204, version: current };
@@ -258,21 +299,21 @@ export class ResourceService {
   /** http.html#read: unknown → 404, deleted → 410. */
   async read(resourceType: string, id: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
-    return this.readExisting(reader, resourceType, id);
+    return this.readExisting(reader, resourceType, this.deid.storedIdForRead(resourceType, id));
   }
 
   /** http.html#vread: a deleted version → 410. */
   async vread(resourceType: string, id: string, versionId: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
     if (!/^\d{1,15}$/.test(versionId)) throw FhirError.notFound(`This ${resourceType} version does not exist`);
-    const version = await reader.readVersion(resourceType, id, Number(versionId));
+    const version = await reader.readVersion(resourceType, this.deid.storedIdForRead(resourceType, id), Number(versionId));
     if (!version) throw FhirError.notFound(`This ${resourceType} version does not exist`);
     if (version.deleted) throw FhirError.gone(`This ${resourceType} version is a deletion`);
     return version;
   }
 
   parseSearch(resourceType: string | null, entries: Iterable<[string, string]>, options: SearchOptions): ParsedSearch {
-    return parseSearchQuery(resourceType, entries, this.registry, {
+    return parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, [...entries]), this.registry, {
       defaultCount: this.options.defaultPageSize,
       maxCount: this.options.maxPageSize,
       strict: options.strict,
@@ -300,7 +341,7 @@ export class ResourceService {
     const offset = params.offset === undefined ? 0 : this.nonNegativeInt('_offset', params.offset);
     const page = await reader.history({
       ...(params.resourceType !== undefined ? { resourceType: params.resourceType } : {}),
-      ...(params.id !== undefined ? { id: params.id } : {}),
+      ...(params.id !== undefined ? { id: this.deid.storedIdForRead(params.resourceType ?? '', params.id) } : {}),
       ...(since !== undefined ? { since } : {}),
       count, offset,
     });
@@ -326,7 +367,7 @@ export class ResourceService {
     }
     const entries = [...new URLSearchParams(query)];
     if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
-    const parsed = parseSearchQuery(resourceType, entries, this.registry, {
+    const parsed = parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, entries), this.registry, {
       defaultCount: limit, maxCount: limit, strict: true,
     });
     parsed.query.count = limit;

@@ -74,7 +74,9 @@ export class SearchService {
       .map((code) => this.registry.get(type, code))
       .filter((p): p is NonNullable<typeof p> => p !== undefined && p.type === 'reference');
     if (params.length === 0) throw FhirError.badRequest(`${type} is not in the Patient compartment`, 'not-supported');
-    query.compartment = { ...compartment, params };
+    // The owner's id as stored: an EHR's own patient id goes through the vault (deid/).
+    const ownerId = this.resources.deidentification.storedIdForRead(compartment.ownerType, compartment.ownerId);
+    query.compartment = { ...compartment, ownerId, params };
   }
 
   /** search.html#include and #revinclude, with `:iterate` up to MAX_ITERATIONS rounds. */

@@ -71,6 +71,19 @@ describe('request-body', () => {
       });
     }
 
+    // V8 quotes an excerpt of the text in some SyntaxError messages; none of it may come back.
+    for (const bad of ['{"name": Zebulon Quxworthy}', '{"name":"Zebulon Quxworthy"', '{"name":"Zebulon Quxworthy",\n "x": }', 'Quxworthy']) {
+      it(`says where ${JSON.stringify(bad)} is malformed without quoting it`, () => {
+        const diagnostics = expectStructureError(bad).issues[0]!.diagnostics!;
+        expect(diagnostics).to.match(/^Malformed JSON/);
+        expect(diagnostics).to.not.match(/Zebulon|Quxworthy|Zeb|Qux/);
+      });
+    }
+
+    it('locates a syntax error by line and column', () => {
+      expect(expectStructureError('{"a": 1,\n "b" 2}').issues[0]!.diagnostics).to.equal('Malformed JSON at line 2, column 6 (position 14)');
+    });
+
     it('refuses a document nested deeper than the limit before parsing it', () => {
       const error = expectStructureError(`{"resourceType":"Patient","extension":${nested(10)}}`);
       expect(error.issues[0]!.diagnostics).to.contain('deeper than 4');

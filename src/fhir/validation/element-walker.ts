@@ -21,7 +21,7 @@ import type { CardinalityRule, ChildSlot, ElementNode } from './definitions.js';
 import { decideWithoutEvaluation, type CompiledConstraint, type ConstraintEnvironment } from './constraint.js';
 import type { ProfileCardinalityRule, ProfileNode } from './profiles.js';
 import type { TypeRegistry } from './type-registry.js';
-import { elementNameOfKey } from './location.js';
+import { elementNameOfKey, shownElementName } from './location.js';
 
 /** An invariant to run on one element instance once the structure is known to be sound. */
 export interface PendingInvariant {
@@ -154,7 +154,8 @@ export class ElementWalker {
       if (isResource && key === 'resourceType') continue;
       const value = obj[key];
       const slot = node?.children.get(key);
-      const childLocation = `${location}.${elementNameOfKey(key)}`;
+      // A key the definitions do not know is client text (shownElementName).
+      const childLocation = `${location}.${slot ? elementNameOfKey(key) : shownElementName(key)}`;
       const childProfile = profile && slot ? profile.children.get(slot.elementName) : undefined;
       if (value === null) {
         this.flag(out, childLocation, {

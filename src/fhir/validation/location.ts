@@ -10,8 +10,17 @@ export function elementNameOfKey(key: string): string {
   return key.length > 1 && key.charCodeAt(0) === 95 /* _ */ ? key.slice(1) : key;
 }
 
+/**
+ * The element name a location shows for a JSON key. A key the definitions do not know is client
+ * text: one not shaped like an element name is replaced, so that no value is echoed in an issue.
+ */
+export function shownElementName(key: string): string {
+  const name = elementNameOfKey(key);
+  return name.length <= 64 && /^[A-Za-z][A-Za-z0-9_]*$/.test(name) ? name : '(invalid element name)';
+}
+
 export function appendLocation(location: string, key: string): string {
-  return `${location}.${elementNameOfKey(key)}`;
+  return `${location}.${shownElementName(key)}`;
 }
 
 /** `/name/0/_given/1` on a Patient → `Patient.name[0].given[1]` (RFC 6901 pointer segments). */

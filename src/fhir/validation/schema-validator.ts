@@ -14,7 +14,7 @@
  */
 import { Ajv, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import type { OutcomeIssue, IssueType } from '../fhir-error.js';
-import { jsonPointerToLocation, appendLocation } from './location.js';
+import { jsonPointerToLocation, appendLocation, shownElementName } from './location.js';
 
 type SchemaDefinitions = Record<string, Record<string, unknown>>;
 
@@ -214,7 +214,7 @@ export function schemaErrorToIssue(error: ErrorObject, resourceType: string): Ou
     case 'additionalProperties': {
       const property = String(params['additionalProperty']);
       expression = appendLocation(location, property);
-      diagnostics = `Unknown element '${property.startsWith('_') ? property.slice(1) : property}': it is not defined for this element in FHIR R4`;
+      diagnostics = `Unknown element '${shownElementName(property)}': it is not defined for this element in FHIR R4`;
       break;
     }
     case 'required': {

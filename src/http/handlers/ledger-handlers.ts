@@ -21,7 +21,7 @@ export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceServ
     const id = ctx.params.id as string;
     resources.assertKnownType(type);
     resources.assertValidId(id);
-    return { type, id };
+    return { type, id: resources.deidentification.storedIdForRead(type, id) };
   };
 
   return {
@@ -32,7 +32,7 @@ export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceServ
     async verifyResource(ctx: Context): Promise<void> {
       const { type, id } = target(ctx);
       const versions = await verifier.verifyResource(type, id);
-      if (!versions) throw FhirError.notFound(`${type}/${id} is not known`);
+      if (!versions) throw FhirError.notFound(`No ${type} with this id is known`);
       sendJson(ctx, 200, resourceVerificationParameters(versions));
     },
 
@@ -40,7 +40,7 @@ export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceServ
       const { type, id } = target(ctx);
       const vid = ctx.params.vid as string;
       const version = /^\d{1,15}$/.test(vid) ? await verifier.verifyVersion(type, id, Number(vid)) : undefined;
-      if (!version) throw FhirError.notFound(`${type}/${id}/_history/${vid} does not exist`);
+      if (!version) throw FhirError.notFound(`This ${type} version does not exist`);
       sendJson(ctx, 200, versionVerificationParameters(version));
     },
   };

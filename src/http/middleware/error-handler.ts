@@ -11,7 +11,8 @@ export async function errorHandler(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
     if (ctx.status === 404 && ctx.body === undefined) {
-      throw FhirError.notFound(`No FHIR interaction at ${ctx.method} ${ctx.path}`);
+      // The path is not echoed: its segments may be ids.
+      throw FhirError.notFound(`No FHIR interaction for ${ctx.method} on this URL`);
     }
   } catch (error) {
     let fhirError: FhirError;

@@ -1,0 +1,71 @@
+/**
+ * Builds the de-identification of a running server from its configuration: the table in force
+ * (a bad table refuses the start), the vault and the hash key (a missing or unreadable one does
+ * not stop the server, but every write is then refused with a 503 OperationOutcome rather than
+ * stored identified).
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
+import type { TypeRegistry } from '../fhir/validation/type-registry.js';
+import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
+import { Deidentification } from './deidentification.js';
+import { loadMappingTable, mappingTableFile, type MappingTable } from './mapping-table.js';
+import { loadVaultKey } from './vault-key.js';
+import { SqlitePseudonymVault } from './vault.js';
+
+export interface DeidSetup {
+  deid: Deidentification;
+  /** Closes the vault. */
+  close(): void;
+}
+
+/** DEID_MAPPING → the table, or null for `none`. Throws MappingTableError for a bad table. */
+export function tableInForce(config: Config, types: TypeRegistry): MappingTable | null {
+  if (config.deidMapping === 'none') return null;
+  return loadMappingTable(mappingTableFile(config.deidMapping, config.mappingsDir), types);
+}
+
+export function setUpDeidentification(config: Config, types: TypeRegistry, registry: SearchParameterRegistry,
+  storedIdExists: (type: string, id: string) => Promise<boolean>, logger: Logger): DeidSetup {
+  const table = tableInForce(config, types);
+  if (!table) {
+    logger.warn('DEID_MAPPING=none: resources are stored as sent, identifiers included');
+    return { deid: new Deidentification({ table: null, types, registry, vault: { unavailable: 'no table' }, hashKey: { unavailable: 'no table' }, storedIdExists }), close() {} };
+  }
+  const vaultDir = path.dirname(config.vaultFile);
+  let vault: PseudonymVault | { unavailable: string };
+  try {
+    const key = loadVaultKey({
+      ...(config.vaultKey ? { keyHex: config.vaultKey } : {}),
+      ...(config.vaultKeyFile ? { keyFile: config.vaultKeyFile } : {}),
+      defaultKeyFile: path.join(vaultDir, 'vault.key'),
+      createIfMissing: true,
+    });
+    vault = SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous });
+  } catch (error) {
+    if (!(error instanceof VaultUnavailableError)) throw error;
+    logger.error({ reason: error.message }, 'pseudonym vault unavailable: writes will be refused');
+    vault = { unavailable: error.message };
+  }
+  let hashKey: Buffer | { unavailable: string };
+  try {
+    hashKey = loadVaultKey({
+      ...(config.deidHashKey ? { keyHex: config.deidHashKey } : {}),
+      ...(config.deidHashKeyFile ? { keyFile: config.deidHashKeyFile } : {}),
+      defaultKeyFile: path.join(vaultDir, 'hash.key'),
+      createIfMissing: true,
+    });
+  } catch (error) {
+    if (!(error instanceof VaultUnavailableError)) throw error;
+    hashKey = { unavailable: error.message };
+  }
+  logger.info({ table: table.name, sha256: table.sha256, rules: table.rules.length }, 'de-identification mapping table in force');
+  return {
+    deid: new Deidentification({ table, types, registry, vault, hashKey, storedIdExists }),
+    close() {
+      if (!('unavailable' in vault)) vault.close();
+    },
+  };
+}
