@@ -14,6 +14,7 @@ import Router from '@koa/router';
 import { pino } from 'pino';
 import { createApp } from '../src/http/app.js';
 import { requestLogger } from '../src/http/middleware/request-logger.js';
+import type { DeidService } from '../src/services/deid-service.js';
 import type { BundleService } from '../src/services/bundle-service.js';
 import type { ResourceService } from '../src/services/resource-service.js';
 import type { SearchService } from '../src/services/search-service.js';
@@ -44,7 +45,7 @@ if (layer === 'http') {
   } as unknown as ResourceService;
   app = createApp({
     logger, resources: readOnlyService, search: {} as SearchService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
-    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined,
+    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined, deid: {} as DeidService,
   });
 } else if (layer === 'router') {
   app = new Koa();

@@ -24,6 +24,8 @@ import { auditLedger, type AuditReport } from './ledger/ledger-audit.js';
 import { LedgerVerifier, type LedgerStatus } from './ledger/ledger-verifier.js';
 import { MerkleLog } from './ledger/merkle-log.js';
 import { BundleService } from './services/bundle-service.js';
+import { DeidService } from './services/deid-service.js';
+import { BearerTokenVerifier } from './auth/bearer-tokens.js';
 import { ResourceService } from './services/resource-service.js';
 import { SearchService } from './services/search-service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
@@ -120,6 +122,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   });
   const search = new SearchService(resources, registry, extractor, validator.summaries);
   const bundles = new BundleService(resources, search);
+  const deid = new DeidService(resources, BearerTokenVerifier.fromOptions({ jwtSecret: config.authJwtSecret, jwksFile: config.authJwksFile }));
   const packageVersion = readJson<{ version: string }>(path.join(repoRoot, 'package.json')).version;
   const capabilityBase = readJson<Parameters<typeof buildCapabilityStatement>[0]['base']>(
     path.join(repoRoot, 'conformance', 'capability-statement.base.json'));
@@ -132,6 +135,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     searchParametersOf: (type) => [...registry.forType(type).values()],
     profilesOf: (type) => validator.profilesFor(type),
     supportedModifiers: SUPPORTED_MODIFIERS as Record<string, readonly string[]>,
+    deidentification: deidentification.deid.table
+      ? { table: deidentification.deid.table.name, sha256: deidentification.deid.table.sha256 } : null,
   });
 
   const app = createApp({
@@ -139,6 +144,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     limits: { maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth },
     publicBaseUrl: config.publicBaseUrl,
     ledger: ledger.verifier,
+    deid,
   });
   const server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {

@@ -45,6 +45,8 @@ export interface DeidentifyContext {
   issuedIds?: ReadonlySet<string>;
   /** preview: `$deidentify` and the CLI dry run; new pseudonyms are made up and never stored. */
   mode?: 'store' | 'preview';
+  /** The preview's vault, shared by the resources of one preview so their pseudonyms agree. */
+  previewVault?: PseudonymVault;
 }
 
 /** Search parameters whose values are identifiers (token on Identifier). */
@@ -86,8 +88,10 @@ export class Deidentification {
     if (!this.walker) return resource;
     const table = this.options.table!;
     try {
-      const baseVault = table.needsVault ? this.requireVault() : undefined;
-      const vault = baseVault && context.mode === 'preview' ? new PreviewVault(baseVault) : baseVault;
+      const needsVault = table.needsVault || this.translatesIds;
+      const vault = context.mode === 'preview'
+        ? context.previewVault ?? new PreviewVault(this.previewBase())
+        : needsVault ? this.requireVault() : undefined;
       const hashKey = this.options.hashKey;
       const subject = await this.dateShiftSubject(resource, context);
       let offset: number | undefined;
@@ -105,6 +109,35 @@ export class Deidentification {
       if (error instanceof VaultUnavailableError) throw vaultUnavailable(error.message);
       throw error;
     }
+  }
+
+  /**
+   * What storing would make of a resource or of every resource in a Bundle (`$deidentify`, the
+   * CLI), without storing anything: pseudonyms the vault already holds are used, new ones are made
+   * up for this call only, consistently across its resources.
+   */
+  async preview(resource: Resource): Promise<Resource> {
+    if (!this.walker) return resource;
+    const previewVault = new PreviewVault(this.previewBase());
+    const one = async (r: Resource): Promise<Resource> => {
+      const id = r.id !== undefined && this.translatesIds ? previewVault.pseudonymize(idDomain(r.resourceType), r.id) : r.id ?? randomUUID();
+      return this.deidentify({ ...r, id }, { id, mode: 'preview', previewVault });
+    };
+    if (resource.resourceType !== 'Bundle' || !Array.isArray(resource.entry)) return one(resource);
+    const entries = [];
+    for (const entry of resource.entry as { resource?: Resource; fullUrl?: string }[]) {
+      const { fullUrl: _dropped, ...rest } = entry;
+      // A fullUrl repeats the entry's (client) id: it goes with it.
+      entries.push(entry.resource ? { ...rest, resource: await one(entry.resource) } : rest);
+    }
+    const { id: _bundleId, ...bundle } = resource;
+    return { ...bundle, entry: entries };
+  }
+
+  /** What previews read: the vault when it is there, else nothing (every pseudonym made up). */
+  private previewBase(): PseudonymVault {
+    const vault = this.options.vault;
+    return 'unavailable' in vault ? EMPTY_VAULT : vault;
   }
 
   /**
@@ -146,7 +179,7 @@ export class Deidentification {
   private async resolveReferences(references: ReferenceSite[], vault: PseudonymVault, context: DeidentifyContext): Promise<void> {
     for (const site of references) {
       const stored = context.mode === 'preview'
-        ? vault.pseudonymize(idDomain(site.resourceType), site.id)
+        ? vault.lookup(idDomain(site.resourceType), site.id) ?? (context.issuedIds?.has(site.id) ? site.id : vault.pseudonymize(idDomain(site.resourceType), site.id))
         : await this.resolveId(vault, site.resourceType, site.id, context.issuedIds);
       site.holder.reference = site.rebuild(stored);
     }
@@ -282,6 +315,16 @@ export class Deidentification {
     return out;
   }
 }
+
+/** No vault at all: previews then make every pseudonym up. */
+const EMPTY_VAULT: PseudonymVault = {
+  pseudonymize() { throw new VaultUnavailableError('no vault'); },
+  lookup: () => undefined,
+  lookupInAnyDomain: () => [],
+  reveal: () => undefined,
+  dateOffsetDays() { throw new VaultUnavailableError('no vault'); },
+  close() {},
+};
 
 /** A vault that reads the real one and keeps what it would create to itself (previews store nothing). */
 class PreviewVault implements PseudonymVault {

@@ -22,6 +22,17 @@ export interface CapabilityInputs {
   profilesOf(type: string): string[];
   /** Modifier support, documented per parameter type. */
   supportedModifiers: Record<string, readonly string[]>;
+  /** The de-identification table in force, or null when data is stored as sent (DEID_MAPPING=none). */
+  deidentification: { table: string; sha256: string } | null;
+}
+
+/** What the statement says about de-identification: the table in force, or a warning. */
+function deidentificationText(deid: CapabilityInputs['deidentification']): string {
+  if (!deid) {
+    return 'WARNING: de-identification is OFF (DEID_MAPPING=none): resources are stored as sent, identifiers included.';
+  }
+  return `Every write is de-identified by the '${deid.table}' mapping table (sha256 ${deid.sha256}, recorded in meta.tag of each version); `
+    + 'client-assigned ids, references and identifier searches go through a pseudonym vault. $deidentify previews the table; $reidentify needs the fhir-ledger/reidentify scope and is audited.';
 }
 
 /** Search parameter types this server indexes and matches. */
@@ -51,11 +62,12 @@ export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
         type: p.type,
         documentation: `${p.description}${inputs.supportedModifiers[p.type]?.length ? ` Modifiers: ${inputs.supportedModifiers[p.type]!.map((m) => `:${m}`).join(' ')}.` : ''}`,
       })),
-      operation: typeOperations,
+      operation: inputs.deidentification ? typeOperations : typeOperations.filter((o) => o.name !== 'reidentify'),
     };
   });
   return {
     ...base,
+    description: `${String(base.description ?? '')} ${deidentificationText(inputs.deidentification)}`.trim(),
     date: new Date().toISOString(),
     software: { ...(base.software as object), version: inputs.version },
     implementation: { ...(base.implementation as object), url: inputs.baseUrl },
@@ -65,6 +77,7 @@ export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
       resource,
       interaction: systemInteractions.map((code) => ({ code })),
       operation: systemOperations,
+      security: { cors: false, description: `${deidentificationText(inputs.deidentification)} Bearer tokens (JWT, RFC 6750) carry permissions as scopes.` },
     }],
   } as unknown as Resource;
 }

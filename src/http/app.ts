@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import type { BundleService } from '../services/bundle-service.js';
+import type { DeidService } from '../services/deid-service.js';
 import type { ResourceService } from '../services/resource-service.js';
 import type { SearchService } from '../services/search-service.js';
 import type { LedgerVerifier } from '../ledger/ledger-verifier.js';
@@ -31,6 +32,8 @@ export interface AppDependencies {
   publicBaseUrl: string | undefined;
   /** `$verify` and `$ledger` (absent: those routes do not exist). */
   ledger?: LedgerVerifier;
+  /** `$deidentify` and `$reidentify`. */
+  deid: DeidService;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -68,6 +71,15 @@ export function createApp(deps: AppDependencies): Koa {
     route('/:type/:id/$verify', { GET: ledger.verifyResource });
     route('/:type/:id/_history/:vid/$verify', { GET: ledger.verifyVersion });
   }
+  // De-identification operations (deid-service.ts), before the patterns they would match.
+  route('/$deidentify', {
+    POST: async (ctx) => sendJson(ctx, 200, await deps.deid.preview(await readResourceBody(ctx, deps.limits))),
+  });
+  route('/:type/:id/$reidentify', {
+    GET: async (ctx) => sendJson(ctx, 200, await deps.deid.reidentify({
+      resourceType: ctx.params.type!, id: ctx.params.id!, authorization: ctx.get('authorization') || undefined, clientAddress: ctx.ip || undefined,
+    })),
+  });
   route('/:type', {
     GET: handlers.search,
     POST: handlers.create,

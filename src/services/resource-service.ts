@@ -92,6 +92,20 @@ export class ResourceService {
     return { resource: stored, indexEntries: this.extractor.extract(stored) };
   }
 
+  /**
+   * A record the server writes about itself (an AuditEvent): validated, indexed and committed
+   * like any version, but not passed through the mapping table: it holds stored ids and the
+   * server's own words, and a table that redacts `agent.network` would erase the audit trail.
+   */
+  async createServerRecord(resource: Resource): Promise<StoredVersion> {
+    const id = randomUUID();
+    const stored: Resource = { ...resource, id };
+    const issues = this.validator.validate(stored).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+    if (issues.length > 0) throw new Error(`internal: invalid ${resource.resourceType} record: ${issues.map((i) => i.diagnostics).join('; ')}`);
+    const prepared = { resource: stored, indexEntries: this.extractor.extract(stored) };
+    return this.store.transaction((t) => this.commitVersion(t, resource.resourceType, id, prepared, undefined));
+  }
+
   /** The de-identification in force (its table, id translation), for the other services. */
   get deidentification(): Deidentification {
     return this.deid;

@@ -1,0 +1,91 @@
+/**
+ * The de-identification operations (deid/ does the work):
+ *  - `$deidentify`: what the table in force would store for posted resources, storing nothing;
+ *  - `$reidentify`: a stored resource with what the vault holds put back, only for a bearer
+ *    token with the re-identification scope, and every call, granted or not, recorded as an
+ *    AuditEvent (FHIR R4 auditevent.html) so disclosures can be accounted for (45 CFR 164.528).
+ */
+import { REIDENTIFY_SCOPE, type BearerTokenVerifier, type Principal } from '../auth/bearer-tokens.js';
+import { PSEUDONYMIZED_LABEL } from '../deid/deidentifier.js';
+import { FhirError } from '../fhir/fhir-error.js';
+import type { Resource } from '../fhir/resource.js';
+import type { ResourceService } from './resource-service.js';
+
+export interface ReidentifyRequest {
+  resourceType: string;
+  id: string;
+  authorization: string | undefined;
+  /** The client's network address, for the audit record. */
+  clientAddress: string | undefined;
+}
+
+/** AuditEvent.outcome (R4 audit-event-outcome): 0 success, 4 minor failure (refused), 8 serious failure. */
+type AuditOutcome = '0' | '4' | '8';
+
+export class DeidService {
+  constructor(private readonly resources: ResourceService, private readonly tokens: BearerTokenVerifier) {}
+
+  async preview(body: Resource): Promise<Resource> {
+    const deid = this.resources.deidentification;
+    if (!deid.table) return body;
+    const resources = body.resourceType === 'Bundle' && Array.isArray(body.entry)
+      ? (body.entry as { resource?: Resource }[]).flatMap((e) => (e.resource ? [e.resource] : []))
+      : [body];
+    // The table walks what the definitions describe: input must be valid R4 first.
+    const issues = resources.flatMap((r) => this.resources.validateOnly(r.resourceType, r))
+      .filter((i) => i.severity === 'error' || i.severity === 'fatal');
+    if (issues.length > 0) throw FhirError.unprocessable(issues);
+    return deid.preview(body);
+  }
+
+  async reidentify(request: ReidentifyRequest): Promise<Resource> {
+    this.resources.assertKnownType(request.resourceType);
+    this.resources.assertValidId(request.id);
+    let principal: Principal | undefined;
+    try {
+      principal = await this.tokens.verify(request.authorization);
+      if (!principal.scopes.has(REIDENTIFY_SCOPE)) {
+        throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: `Re-identification needs the ${REIDENTIFY_SCOPE} scope` });
+      }
+      const deid = this.resources.deidentification;
+      if (!deid.table) throw FhirError.notSupported('Nothing to re-identify: this server stores data as sent (DEID_MAPPING=none)', 400);
+      const stored = await this.resources.read(request.resourceType, request.id);
+      const restored = deid.reidentify(JSON.parse(stored.json!) as Resource);
+      const security = (restored.meta?.security ?? []).filter((s) => !(s.system === PSEUDONYMIZED_LABEL.system && s.code === PSEUDONYMIZED_LABEL.code));
+      restored.meta = { ...restored.meta, security };
+      if (security.length === 0) delete restored.meta.security;
+      await this.audit(request, principal, '0', 'Re-identified', `${stored.resourceType}/${stored.id}`);
+      return restored;
+    } catch (error) {
+      const status = error instanceof FhirError ? error.status : 500;
+      const what = `${request.resourceType}/${this.resources.deidentification.storedIdForRead(request.resourceType, request.id)}`;
+      await this.audit(request, principal, status >= 500 ? '8' : '4', `Refused (${status})`, what);
+      throw error;
+    }
+  }
+
+  private async audit(request: ReidentifyRequest, principal: Principal | undefined, outcome: AuditOutcome,
+    description: string, what: string): Promise<void> {
+    await this.resources.createServerRecord({
+      resourceType: 'AuditEvent',
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
+      subtype: [{ system: 'urn:fhir-ledger:operation', code: 'reidentify', display: '$reidentify' }],
+      action: 'E',
+      recorded: new Date().toISOString(),
+      outcome,
+      outcomeDesc: description,
+      purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'HOPERAT', display: 'healthcare operations' }] }],
+      agent: [{
+        requestor: true,
+        // The token's subject, or nobody known when there was no valid token.
+        altId: principal?.subject ?? 'anonymous',
+        ...(request.clientAddress ? { network: { address: request.clientAddress, type: '2' } } : {}),
+      }],
+      source: {
+        observer: { display: 'fhir-ledger' },
+        type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }],
+      },
+      entity: [{ what: { reference: what }, description: '$reidentify' }],
+    });
+  }
+}
