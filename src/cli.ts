@@ -2,7 +2,12 @@
 /**
  * The one entry point: `fhir-ledger serve`, `fhir-ledger verify` (more commands arrive with their issues).
  */
+import fs from 'node:fs';
 import { loadConfig } from './config.js';
+import { openDeidentificationForTools } from './deid/deid-setup.js';
+import { deidentifyNdjson } from './deid/ndjson-deidentify.js';
+import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
+import { ResourceValidator } from './fhir/validator.js';
 import { auditStore, startServer } from './server.js';
 
 async function serve(): Promise<void> {
@@ -18,18 +23,18 @@ async function serve(): Promise<void> {
 }
 
 /** A progress bar on a terminal; a line per tenth otherwise (logs, CI). */
-function progressReporter(stream: NodeJS.WriteStream): (done: number, total: number) => void {
+function progressReporter(stream: NodeJS.WriteStream, what = 'verifying', unit = 'leaves'): (done: number, total: number) => void {
   let lastTenth = -1;
   return (done, total) => {
     const fraction = total === 0 ? 1 : done / total;
     if (stream.isTTY) {
       const width = 30;
       const filled = Math.round(fraction * width);
-      stream.write(`\rverifying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${done}/${total} leaves`);
+      stream.write(`\r${what} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${done}/${total} ${unit}`);
       if (done >= total) stream.write('\n');
     } else if (Math.floor(fraction * 10) > lastTenth) {
       lastTenth = Math.floor(fraction * 10);
-      stream.write(`verifying: ${done}/${total} leaves (${(fraction * 100).toFixed(0)}%)\n`);
+      stream.write(`${what}: ${done}/${total} ${unit} (${(fraction * 100).toFixed(0)}%)\n`);
     }
   };
 }
@@ -57,11 +62,47 @@ async function verify(): Promise<void> {
   }
 }
 
+/**
+ * `fhir-ledger deid [--mapping <table>] <in.ndjson> [<out.ndjson>]`: applies the mapping table
+ * (DEID_MAPPING, or --mapping) to each line, storing nothing; output to a file or stdout, progress
+ * on stderr. Exit 1 when a line was rejected (listed by number, never by content).
+ */
+async function deid(args: string[]): Promise<void> {
+  const overrides: { deidMapping?: string } = {};
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--mapping') overrides.deidMapping = args[++i];
+    else files.push(args[i]!);
+  }
+  const [input, outputFile] = files;
+  if (!input || overrides.deidMapping === '') throw new Error('usage: fhir-ledger deid [--mapping <safe-harbor|research|path>] <in.ndjson> [<out.ndjson>]');
+  const config = loadConfig(process.env, overrides);
+  const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
+  const setup = openDeidentificationForTools(config, validator.elementTypes, SearchParameterRegistry.loadR4());
+  const output = outputFile ? fs.createWriteStream(outputFile) : process.stdout;
+  try {
+    const result = await deidentifyNdjson(input, output, {
+      deid: setup.deid,
+      validate: (resource) => validator.validate(resource)
+        .filter((i) => i.severity === 'error' || i.severity === 'fatal')
+        .map((i) => `${i.expression?.[0] ?? ''} ${i.code}`.trim()),
+      onProgress: progressReporter(process.stderr, 'de-identifying', 'bytes'),
+    });
+    for (const r of result.rejected) process.stderr.write(`line ${r.line} rejected: ${r.reason}\n`);
+    process.stderr.write(`${result.written} resources de-identified with the '${setup.deid.table?.name ?? 'none'}' table, ${result.rejected.length} rejected\n`);
+    if (result.rejected.length > 0) process.exitCode = 1;
+  } finally {
+    if (outputFile) await new Promise<void>((resolve) => (output as fs.WriteStream).end(resolve));
+    setup.close();
+  }
+}
+
 const USAGE = `usage: fhir-ledger <command>
 
 commands:
   serve    start the FHIR server (PORT, DATA_DIR, … see README)
   verify   re-check the whole store (DATA_DIR) against the ledger and the chain; exit 1 on a mismatch
+  deid     [--mapping <table>] <in.ndjson> [<out.ndjson>]: de-identify an NDJSON file, storing nothing
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -72,6 +113,9 @@ async function main(argv: string[]): Promise<void> {
       break;
     case 'verify':
       await verify();
+      break;
+    case 'deid':
+      await deid(argv.slice(1));
       break;
     case undefined:
     case 'help':

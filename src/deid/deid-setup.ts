@@ -4,6 +4,7 @@
  * not stop the server, but every write is then refused with a 503 OperationOutcome rather than
  * stored identified).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -62,6 +63,42 @@ export function setUpDeidentification(config: Config, types: TypeRegistry, regis
     hashKey = { unavailable: error.message };
   }
   logger.info({ table: table.name, sha256: table.sha256, rules: table.rules.length }, 'de-identification mapping table in force');
+  return {
+    deid: new Deidentification({ table, types, registry, vault, hashKey, storedIdExists }),
+    close() {
+      if (!('unavailable' in vault)) vault.close();
+    },
+  };
+}
+
+/**
+ * De-identification for offline tools (`fhir-ledger deid`): the same table and, when the server
+ * has one, the same vault, read only, so a file's pseudonyms match what the server stores. Never
+ * creates a vault or a key.
+ */
+export function openDeidentificationForTools(config: Config, types: TypeRegistry, registry: SearchParameterRegistry): DeidSetup {
+  const table = tableInForce(config, types);
+  let vault: PseudonymVault | { unavailable: string } = { unavailable: 'no vault in DATA_DIR' };
+  let hashKey: Buffer | { unavailable: string } = { unavailable: 'no hash key in DATA_DIR' };
+  const vaultDir = path.dirname(config.vaultFile);
+  if (table && fs.existsSync(config.vaultFile)) {
+    const key = loadVaultKey({
+      ...(config.vaultKey ? { keyHex: config.vaultKey } : {}),
+      ...(config.vaultKeyFile ? { keyFile: config.vaultKeyFile } : {}),
+      defaultKeyFile: path.join(vaultDir, 'vault.key'),
+      createIfMissing: false,
+    });
+    vault = SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous });
+  }
+  if (table?.rules.some((r) => r.method === 'cryptoHash')) {
+    hashKey = loadVaultKey({
+      ...(config.deidHashKey ? { keyHex: config.deidHashKey } : {}),
+      ...(config.deidHashKeyFile ? { keyFile: config.deidHashKeyFile } : {}),
+      defaultKeyFile: path.join(vaultDir, 'hash.key'),
+      createIfMissing: false,
+    });
+  }
+  const storedIdExists = async () => false;
   return {
     deid: new Deidentification({ table, types, registry, vault, hashKey, storedIdExists }),
     close() {

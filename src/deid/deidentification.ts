@@ -116,9 +116,9 @@ export class Deidentification {
    * CLI), without storing anything: pseudonyms the vault already holds are used, new ones are made
    * up for this call only, consistently across its resources.
    */
-  async preview(resource: Resource): Promise<Resource> {
+  async preview(resource: Resource, session: PreviewSession = this.previewSession()): Promise<Resource> {
     if (!this.walker) return resource;
-    const previewVault = new PreviewVault(this.previewBase());
+    const previewVault = session.vault;
     const one = async (r: Resource): Promise<Resource> => {
       const id = r.id !== undefined && this.translatesIds ? previewVault.pseudonymize(idDomain(r.resourceType), r.id) : r.id ?? randomUUID();
       return this.deidentify({ ...r, id }, { id, mode: 'preview', previewVault });
@@ -132,6 +132,11 @@ export class Deidentification {
     }
     const { id: _bundleId, ...bundle } = resource;
     return { ...bundle, entry: entries };
+  }
+
+  /** One preview run whose resources share made-up pseudonyms (an NDJSON file, line after line). */
+  previewSession(): PreviewSession {
+    return { vault: new PreviewVault(this.previewBase()) };
   }
 
   /** What previews read: the vault when it is there, else nothing (every pseudonym made up). */
@@ -314,6 +319,11 @@ export class Deidentification {
     for (const [k, v] of Object.entries(out)) if (k !== 'id' && k !== 'resourceType') visit(v, k);
     return out;
   }
+}
+
+/** The made-up pseudonyms of one preview run. */
+export interface PreviewSession {
+  readonly vault: PseudonymVault;
 }
 
 /** No vault at all: previews then make every pseudonym up. */
