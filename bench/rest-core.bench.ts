@@ -8,15 +8,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import type autocannon from 'autocannon';
+import { benchObservation as observation, load, postJson, startFhirServer } from './support/fhir-server-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const cli = path.join(here, '..', 'src', 'cli.js');
 const bareKoa = path.join(here, 'bare-koa-server.js');
 const repoRoot = path.resolve(here, '..', '..');
 const durationArg = process.argv.indexOf('--duration');
@@ -35,52 +34,8 @@ function waitForJsonLine(child: ChildProcess, key: string): Promise<Record<strin
   });
 }
 
-/** A free TCP port on loopback, so the server can log straight to a file from its first line. */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-async function startFhirServer(dataDir: string, logFile: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; baseUrl: string }> {
-  const port = await freePort();
-  // The request log goes to a file, as a deployment would keep it, and costs this process nothing.
-  const log = fs.openSync(logFile, 'w');
-  const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ...env },
-    stdio: ['ignore', log, 'inherit'],
-  });
-  const baseUrl = `http://127.0.0.1:${port}/fhir`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if ((await fetch(`${baseUrl}/metadata`)).ok) break;
-    } catch {
-      if (attempt > 200 || child.exitCode !== null) throw new Error('the FHIR server did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { child, baseUrl };
-}
-
-function observation(i: number, patientId: string) {
-  return {
-    resourceType: 'Observation', status: 'final',
-    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
-    code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
-    subject: { reference: `Patient/${patientId}` },
-    effectiveDateTime: new Date(Date.UTC(2024, 0, 1) + i * 60_000).toISOString(),
-    valueQuantity: { value: 60 + (i % 40), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
-  };
-}
-
 async function run(name: string, options: autocannon.Options): Promise<autocannon.Result> {
-  const result = await autocannon({ duration, ...options });
-  const bad = result.non2xx + result.errors + result.timeouts;
-  process.stderr.write(`${name}: ${result.requests.average.toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, failures ${bad}\n`);
-  if (bad > 0) throw new Error(`${name}: ${bad} failed requests`);
-  return result;
+  return load(name, { duration, ...options });
 }
 
 async function main(): Promise<void> {
@@ -88,11 +43,7 @@ async function main(): Promise<void> {
   const fhir = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests.log'));
   const children: ChildProcess[] = [fhir.child];
   try {
-    const post = async (url: string, body: unknown) => {
-      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify(body) });
-      if (res.status >= 300) throw new Error(`seed failed: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<any>;
-    };
+    const post = postJson;
     const patient = await post(`${fhir.baseUrl}/Patient`, { resourceType: 'Patient', gender: 'female', birthDate: '1970-01-01', name: [{ family: 'Bench' }] });
     for (let i = 0; i < 200; i++) await post(`${fhir.baseUrl}/Observation`, observation(i, patient.id));
     const readUrl = `${fhir.baseUrl}/Patient/${patient.id}`;
