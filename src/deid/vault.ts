@@ -72,6 +72,14 @@ const VAULT_MIGRATIONS: readonly string[] = [
     sealed       BLOB NOT NULL
   ) WITHOUT ROWID;
   `,
+  // The key's fingerprint: a vault opened with another key would silently give known
+  // identifiers second pseudonyms (lookups miss), splitting every patient in two.
+  `
+  CREATE TABLE key_check (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    mac BLOB NOT NULL
+  );
+  `,
 ];
 
 /** Unpaired UTF-16 surrogates: they have no UTF-8 form, so two such strings could hash alike. */
@@ -120,7 +128,9 @@ export class SqlitePseudonymVault implements PseudonymVault {
       // A second process holding the write lock: wait, then fail as "unavailable" rather than hang.
       db.pragma('busy_timeout = 5000');
       migrate(db);
-      return new SqlitePseudonymVault(db, options.key);
+      const vault = new SqlitePseudonymVault(db, options.key);
+      vault.checkKey(options.file);
+      return vault;
     } catch (err) {
       try { db?.close(); } catch { /* already failing */ }
       if (err instanceof VaultUnavailableError) throw err;
@@ -141,6 +151,17 @@ export class SqlitePseudonymVault implements PseudonymVault {
     this.selectByPseudonym = db.prepare('SELECT lookup_hash, value_hash, sealed FROM pairs WHERE domain = ? AND pseudonym = ?');
     this.selectOffset = db.prepare<[Buffer], Buffer>('SELECT sealed FROM date_offsets WHERE subject_hash = ?').pluck();
     this.insertOffset = db.prepare('INSERT INTO date_offsets (subject_hash, sealed) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  }
+
+  /** Records the key's fingerprint in a new vault; refuses a key that is not the vault's own. */
+  private checkKey(file: string): void {
+    const fingerprint = this.mac(`key-check${SEP}fhir-ledger pseudonym vault`);
+    this.db.prepare('INSERT INTO key_check (id, mac) VALUES (1, ?) ON CONFLICT DO NOTHING').run(fingerprint);
+    const recorded = this.db.prepare('SELECT mac FROM key_check WHERE id = 1').pluck().get() as Buffer;
+    if (!crypto.timingSafeEqual(recorded, fingerprint)) {
+      this.db.close();
+      throw new VaultUnavailableError(`Pseudonym vault: the configured key is not the key of ${file} (VAULT_KEY / VAULT_KEY_FILE)`);
+    }
   }
 
   pseudonymize(domain: string, real: string): string {
