@@ -49,12 +49,22 @@ export interface DeidentifyContext {
   previewVault?: PseudonymVault;
 }
 
+const MAX_CACHED_OFFSETS = 100_000;
+
+/** Ids resolved during one deidentify call (keyed by its context object, gone with it). */
+const resolvedIn = new WeakMap<DeidentifyContext, Map<string, string>>();
+
 /** Search parameters whose values are identifiers (token on Identifier). */
 const IDENTIFIER_PARAMS: ReadonlySet<string> = new Set(['identifier']);
 
 export class Deidentification {
   private readonly walker: MappingWalker | null;
   private readonly now: () => Date;
+  /**
+   * Date offsets already read from the vault. An offset never changes once created, so a copy in
+   * memory is exact; bounded so a large import does not grow it without limit.
+   */
+  private readonly offsets = new Map<string, number>();
 
   constructor(private readonly options: DeidentificationOptions) {
     this.walker = options.table ? new MappingWalker(options.table, options.types) : null;
@@ -98,7 +108,9 @@ export class Deidentification {
       const { resource: out, references } = this.walker.walk(resource, {
         vault,
         hashKey: Buffer.isBuffer(hashKey) ? hashKey : undefined,
-        dateOffset: () => (offset ??= vault!.dateOffsetDays(subject, table.dateShiftMaxDays)),
+        dateOffset: () => (offset ??= context.mode === 'preview'
+          ? vault!.dateOffsetDays(subject, table.dateShiftMaxDays)
+          : this.storedDateOffset(vault!, subject, table.dateShiftMaxDays)),
         now: this.now(),
       });
       if (!Buffer.isBuffer(hashKey) && table.rules.some((r) => r.method === 'cryptoHash')) throw vaultUnavailable(hashKey.unavailable);
@@ -173,8 +185,23 @@ export class Deidentification {
     }
   }
 
-  private async resolveId(vault: PseudonymVault, resourceType: string, id: string, issuedIds?: ReadonlySet<string>): Promise<string> {
+  private async resolveId(vault: PseudonymVault, resourceType: string, id: string, issuedIds?: ReadonlySet<string>,
+    memo?: DeidentifyContext): Promise<string> {
     if (issuedIds?.has(id)) return id;
+    // One write usually names its patient twice (the date-shift subject and the reference itself).
+    const key = `${resourceType}/${id}`;
+    const cached = memo ? resolvedIn.get(memo)?.get(key) : undefined;
+    if (cached !== undefined) return cached;
+    const stored = await this.resolveIdUncached(vault, resourceType, id);
+    if (memo) {
+      const map = resolvedIn.get(memo) ?? new Map<string, string>();
+      map.set(key, stored);
+      resolvedIn.set(memo, map);
+    }
+    return stored;
+  }
+
+  private async resolveIdUncached(vault: PseudonymVault, resourceType: string, id: string): Promise<string> {
     const known = vault.lookup(idDomain(resourceType), id);
     if (known !== undefined) return known;
     if (await this.options.storedIdExists(resourceType, id)) return id;
@@ -185,9 +212,19 @@ export class Deidentification {
     for (const site of references) {
       const stored = context.mode === 'preview'
         ? vault.lookup(idDomain(site.resourceType), site.id) ?? (context.issuedIds?.has(site.id) ? site.id : vault.pseudonymize(idDomain(site.resourceType), site.id))
-        : await this.resolveId(vault, site.resourceType, site.id, context.issuedIds);
+        : await this.resolveId(vault, site.resourceType, site.id, context.issuedIds, context);
       site.holder.reference = site.rebuild(stored);
     }
+  }
+
+  private storedDateOffset(vault: PseudonymVault, subject: string, maxDays: number): number {
+    let days = this.offsets.get(subject);
+    if (days === undefined) {
+      days = vault.dateOffsetDays(subject, maxDays);
+      if (this.offsets.size >= MAX_CACHED_OFFSETS) this.offsets.clear();
+      this.offsets.set(subject, days);
+    }
+    return days;
   }
 
   /**
@@ -202,7 +239,7 @@ export class Deidentification {
       const match = typeof reference === 'string' ? /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(reference) : null;
       if (match) {
         const id = this.translatesIds && context.mode !== 'preview'
-          ? await this.resolveId(this.requireVault(), 'Patient', match[1]!, context.issuedIds)
+          ? await this.resolveId(this.requireVault(), 'Patient', match[1]!, context.issuedIds, context)
           : match[1]!;
         return `Patient/${id}`;
       }
