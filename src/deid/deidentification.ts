@@ -201,11 +201,14 @@ export class Deidentification {
     return stored;
   }
 
+  /**
+   * A stored id first: most references name server-assigned ids or pseudonyms the client read
+   * back, and the store answers from its cache of current versions. A client's own id is never a
+   * stored id (it is stored as its pseudonym), so the order changes no answer, only the cost.
+   */
   private async resolveIdUncached(vault: PseudonymVault, resourceType: string, id: string): Promise<string> {
-    const known = vault.lookup(idDomain(resourceType), id);
-    if (known !== undefined) return known;
     if (await this.options.storedIdExists(resourceType, id)) return id;
-    return vault.pseudonymize(idDomain(resourceType), id);
+    return vault.lookup(idDomain(resourceType), id) ?? vault.pseudonymize(idDomain(resourceType), id);
   }
 
   private async resolveReferences(references: ReferenceSite[], vault: PseudonymVault, context: DeidentifyContext): Promise<void> {
