@@ -113,8 +113,15 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
   const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
   });
-  const deidentification = setUpDeidentification(config, validator.elementTypes, registry,
-    async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger);
+  let deidentification: ReturnType<typeof setUpDeidentification>;
+  try {
+    deidentification = setUpDeidentification(config, validator.elementTypes, registry,
+      async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger);
+  } catch (error) {
+    // A refused start (a bad mapping table) leaves no database open behind it.
+    await store.close();
+    throw error;
+  }
   const ledger = buildLedger(config, store, logger);
 
   const resources = new ResourceService(store, validator, registry, extractor, deidentification.deid, {

@@ -30,7 +30,7 @@ export interface PseudonymVault {
   /** The real value behind a pseudonym in a domain, or undefined ($reidentify). */
   reveal(domain: string, pseudonym: string): string | undefined;
   /**
-   * The date shift of one subject (a patient), in whole days, within ±maxDays and never 0; created
+   * The date shift of one subject (a patient), in whole days, in [-maxDays, -1] (into the past, never 0); created
    * at random and stored (encrypted) on first use, so every date of the subject moves together.
    */
   dateOffsetDays(subject: string, maxDays: number): number;

@@ -19,7 +19,7 @@ import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
 import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
 import {
-  DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, PSEUDONYMIZED_LABEL, type ReferenceSite,
+  DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, PSEUDONYMIZED_LABEL, UnpseudonymizableReference, type ReferenceSite,
 } from './deidentifier.js';
 import type { MappingTable } from './mapping-table.js';
 import { cryptoHash } from './value-transforms.js';
@@ -119,6 +119,9 @@ export class Deidentification {
       return out;
     } catch (error) {
       if (error instanceof VaultUnavailableError) throw vaultUnavailable(error.message);
+      if (error instanceof UnpseudonymizableReference) {
+        throw FhirError.unprocessable([{ severity: 'error', code: 'value', diagnostics: error.message, expression: [error.location] }]);
+      }
       throw error;
     }
   }
@@ -274,26 +277,76 @@ export class Deidentification {
   }
 
   private translateSearchValue(resourceType: string | null, name: string, value: string): string {
-    const [chain, modifier] = splitModifier(name);
-    const last = chain.slice(chain.lastIndexOf('.') + 1);
-    if (modifier === 'identifier' || IDENTIFIER_PARAMS.has(last)) {
-      return mapOrValues(value, (v) => this.translateIdentifierToken(resourceType, v));
+    const target = this.finalParameter(resourceType, name);
+    if (!target) return value;
+    const { type, code, modifier } = target;
+    if (modifier === 'identifier' || IDENTIFIER_PARAMS.has(code)) {
+      if (modifier === 'of-type') {
+        // search.html#token :of-type: `[type system]|[type code]|[value]`; the identifier's own
+        // system is not given, so every domain the value is known in.
+        return mapOrValues(value, (v) => this.translateOfTypeToken(type, v));
+      }
+      return mapOrValues(value, (v) => this.translateIdentifierToken(type, v));
     }
-    if (!this.translatesIds || chain.includes('.') || chain.startsWith('_has')) return value;
-    if (chain === '_id' && resourceType) return mapOrValues(value, (v) => [this.storedIdForRead(resourceType, v)]);
-    const definition = resourceType ? this.options.registry.get(resourceType, chain) : undefined;
+    if (!this.translatesIds || type === null) return value;
+    if (code === '_id') return mapOrValues(value, (v) => [this.storedIdForRead(type, v)]);
+    const definition = this.options.registry.get(type, code);
     if (definition?.type !== 'reference' || (modifier !== undefined && !/^[A-Z]/.test(modifier))) return value;
     const targets = modifier !== undefined ? [modifier] : definition.targets;
     return mapOrValues(value, (v) => {
       const typed = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
       if (typed) return [`${typed[1] ?? ''}${typed[2]}/${this.storedIdForRead(typed[2]!, typed[3]!)}`];
       // A bare id: whichever target type knows it.
-      for (const target of targets) {
-        const stored = this.storedIdForRead(target, v);
+      for (const t of targets) {
+        const stored = this.storedIdForRead(t, v);
         if (stored !== v) return [stored];
       }
       return [v];
     });
+  }
+
+  /**
+   * The parameter a search name finally tests, through reverse chains and chains
+   * (search.html#has, #chaining): `_has:Observation:patient:identifier` → Observation
+   * `identifier`; `subject:Patient.identifier` → Patient `identifier`; `patient._id` → Patient
+   * `_id`. The type is null when the chain's target type cannot be told.
+   */
+  private finalParameter(resourceType: string | null, name: string): { type: string | null; code: string; modifier: string | undefined } | null {
+    let type = resourceType;
+    let rest = name;
+    while (rest.startsWith('_has:')) {
+      // _has:<type>:<reference parameter>:<rest>
+      const parts = rest.split(':');
+      if (parts.length < 4) return null;
+      type = parts[1]!;
+      rest = parts.slice(3).join(':');
+    }
+    const links = rest.split('.');
+    for (let i = 0; i < links.length - 1; i++) {
+      const [code, modifier] = splitModifier(links[i]!);
+      if (modifier !== undefined && /^[A-Z]/.test(modifier)) {
+        type = modifier;
+        continue;
+      }
+      const definition = type ? this.options.registry.get(type, code) : undefined;
+      type = definition?.targets.length === 1 ? definition.targets[0]! : null;
+    }
+    const [code, modifier] = splitModifier(links[links.length - 1]!);
+    return { type, code, modifier };
+  }
+
+  /** `[type system]|[type code]|[value]` → the same with the value's pseudonyms, in any domain. */
+  private translateOfTypeToken(resourceType: string | null, token: string): string[] {
+    const vault = this.options.vault;
+    const first = indexOfUnescaped(token, '|');
+    const second = first === -1 ? -1 : first + 1 + indexOfUnescaped(token.slice(first + 1), '|');
+    if (first === -1 || second === first) return [token];
+    const prefix = token.slice(0, second + 1);
+    const value = token.slice(second + 1);
+    const rule = this.identifierRule(resourceType);
+    if (rule === 'cryptoHash' && Buffer.isBuffer(this.options.hashKey)) return [`${prefix}${cryptoHashOf(value, this.options.hashKey)}`];
+    if (rule !== 'pseudonymize' || 'unavailable' in vault || value === '') return [token];
+    return [token, ...vault.lookupInAnyDomain(unescapeSearchValue(value)).map((p) => `${prefix}${p.pseudonym}`)];
   }
 
   /** `system|value` or `value` → the stored token(s), found by the rule that stores identifiers. */
@@ -395,7 +448,7 @@ class PreviewVault implements PseudonymVault {
   dateOffsetDays(subject: string, maxDays: number): number {
     let days = this.offsets.get(subject);
     if (days === undefined) {
-      days = randomInt(1, maxDays + 1) * (randomInt(2) === 0 ? -1 : 1);
+      days = -randomInt(1, maxDays + 1);
       this.offsets.set(subject, days);
     }
     return days;

@@ -37,6 +37,24 @@ export function idDomain(resourceType: string): string {
 
 const REMOVE = Symbol('remove');
 
+/** A reference whose text the table cannot pseudonymize: the write is refused rather than stored in clear. */
+export class UnpseudonymizableReference extends Error {
+  constructor(readonly location: string) {
+    super(`${location}: a reference must be a literal reference (Type/id, an absolute URL ending in Type/id, #contained or urn:uuid) to be pseudonymized; conditional references are resolved only in transactions`);
+    this.name = 'UnpseudonymizableReference';
+  }
+}
+
+/** The element path of a frame (Observation.subject), for diagnostics. */
+function locationOf(frame: ElementFrame): string {
+  const names: string[] = [];
+  for (let f: ElementFrame | null = frame; f; f = f.parent) {
+    names.unshift(f.name);
+    if (f.isResource) break;
+  }
+  return names.join('.');
+}
+
 /**
  * The pseudonym of a value, where a value that already is a pseudonym of the domain stays as it is:
  * a client that writes back what it read (PUT after GET, PATCH) does not get pseudonyms of pseudonyms.
@@ -324,10 +342,17 @@ export class MappingWalker {
         reference.identifier = identifier;
       }
       if (typeof reference.reference === 'string') {
-        const match = LITERAL_REFERENCE.exec(reference.reference);
-        if (match && !reference.reference.startsWith('urn:') && !reference.reference.startsWith('#')) {
+        const text = reference.reference;
+        const match = LITERAL_REFERENCE.exec(text);
+        if (text.startsWith('#') || /^urn:(uuid|oid):/.test(text)) {
+          // Local (contained) and bundle-local references carry no client id.
+        } else if (match) {
           const [, base = '', type, id, history = ''] = match;
           references.push({ holder: reference, resourceType: type!, id: id!, rebuild: (newId) => `${base}${type}/${newId}${history}` });
+        } else {
+          // A conditional reference outside a transaction (`Patient?identifier=…`), an id that is
+          // not an R4 id: its text may be an identifier, and it cannot be pseudonymized.
+          throw new UnpseudonymizableReference(locationOf(frame));
         }
       }
       return Object.keys(reference).length === 0 ? REMOVE : reference;

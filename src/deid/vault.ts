@@ -240,10 +240,11 @@ export class SqlitePseudonymVault implements PseudonymVault {
     try {
       let sealed = this.selectOffset.get(subjectHash);
       if (sealed === undefined) {
-        // Uniform over the 2·maxDays values of [-maxDays, -1] ∪ [1, maxDays]: 0 would leave the
-        // subject's dates unshifted. randomInt draws from the CSPRNG without modulo bias.
-        const r = crypto.randomInt(0, 2 * maxDays);
-        const offset = r < maxDays ? r - maxDays : r - maxDays + 1;
+        // Uniform over [-maxDays, -1]: 0 would leave the subject's dates unshifted, and a shift
+        // into the past never turns a recent date (a newborn's birthDate, an instant just
+        // recorded) into a future one that profiles forbid. randomInt draws from the CSPRNG
+        // without modulo bias.
+        const offset = -crypto.randomInt(1, maxDays + 1);
         const plain = Buffer.alloc(4);
         plain.writeInt32BE(offset);
         this.insertOffset.run(subjectHash, this.sealBytes(plain, aad));

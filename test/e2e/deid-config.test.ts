@@ -11,9 +11,7 @@
  *    and nothing is stored;
  *  - every de-identified stored version carries meta.tag {urn:fhir-ledger:deid-mapping-table,
  *    sha256 of the table file's bytes}.
- *
- * One test pins a product bug (it fails until fixed): a refused start leaves the store's SQLite
- * files open (src/server.ts opens the store before the table is checked and never closes it).
+ *  - a refused start leaves no file of the data folder open.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -131,7 +129,7 @@ describe('de-identification configuration (e2e)', function () {
       expect(await refusedStart(notJson)).to.equal(`Mapping table error: ${notJson} is not valid JSON`);
     });
 
-    it('a refused start leaves no file of the data folder open (pinned bug: src/server.ts opens the store before checking the table)', async function () {
+    it('a refused start leaves no file of the data folder open', async function () {
       if (!fs.existsSync('/proc/self/fd')) this.skip();
       const dataDir = temporaryDataDir('fhir-ledger-deid-bad-table-');
       try {

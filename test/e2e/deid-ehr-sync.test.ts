@@ -13,12 +13,10 @@
  *  - server-assigned ids (POST) keep working in references, unchanged;
  *  - DELETE Patient/<ehr-id> → later GET → 410.
  *
- * The last block pins a product bug (it fails until fixed): src/deid/deidentifier.ts, in
- * MappingWalker.pseudonymize (the `LITERAL_REFERENCE.exec` / `if (match && …)` lines), rewrites
- * `Reference.reference` only when it parses as `[base/]Type/id[/_history/v]` with an id of FHIR id
- * characters; any other reference text is kept exactly as sent and stored, so a conditional
- * reference `Patient?identifier=<system>|<mrn>` posted outside a transaction, or `Patient/<MRN_123>`,
- * puts the MRN in the store in clear. Such a reference should be refused (422) or redacted.
+ * The last blocks: a reference the table cannot pseudonymize (a conditional reference outside a
+ * transaction, an id that is not an R4 id) is refused with 422 rather than stored in clear; and
+ * every search form that reaches a resource through an identifier or a client id answers what a
+ * server storing as sent answers.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
@@ -277,7 +275,7 @@ describe('EHR synchronisation with client ids and MRNs under safe-harbor (e2e)',
   });
 });
 
-describe('references the de-identification cannot parse (e2e, pinned product bug)', function () {
+describe('references the de-identification cannot parse are refused, not stored in clear (e2e)', function () {
   this.timeout(60_000);
   let server: TestServer;
 
@@ -286,25 +284,26 @@ describe('references the de-identification cannot parse (e2e, pinned product bug
   });
   after(async () => server.stop());
 
-  // Both are accepted today (201) and stored verbatim; a 4xx refusal would satisfy these tests too.
   it('a conditional reference sent outside a transaction (Patient?identifier=<system>|<mrn>) does not store the MRN in clear', async () => {
     const mrn = `MRN${digits(9)}`;
     const res = await server.request('POST', '/fhir/Observation', {
       body: observationBody(undefined, `Patient?identifier=${MRN_SYSTEM}|${mrn}`),
     });
-    if (res.status >= 400) return; // refusing it is fine too
-    expect(res.status).to.equal(201);
-    const stored = await server.request('GET', `/fhir/Observation/${res.json.id}`);
-    expect(stored.text, 'the stored Observation').to.not.include(mrn);
+    expect(res.status).to.equal(422);
+    expect(res.json.issue[0].expression).to.deep.equal(['Observation.subject']);
+    expect(res.text, 'the OperationOutcome').to.not.include(mrn);
+    const all = await server.request('GET', '/fhir/Observation?_count=1000');
+    expect(all.text, 'the store').to.not.include(mrn);
   });
 
   it('a reference whose id is not a FHIR id (Patient/<mrn with an underscore>) is not stored verbatim', async () => {
     const mrn = `MRN_${digits(9)}`;
     const res = await server.request('POST', '/fhir/Observation', { body: observationBody(undefined, `Patient/${mrn}`) });
-    if (res.status >= 400) return;
-    expect(res.status).to.equal(201);
-    const stored = await server.request('GET', `/fhir/Observation/${res.json.id}`);
-    expect(stored.text, 'the stored Observation').to.not.include(mrn);
+    expect(res.status).to.equal(422);
+    expect(res.json.issue[0].expression).to.deep.equal(['Observation.subject']);
+    expect(res.text, 'the OperationOutcome').to.not.include(mrn);
+    const all = await server.request('GET', '/fhir/Observation?_count=1000');
+    expect(all.text, 'the store').to.not.include(mrn);
   });
 });
 
@@ -313,18 +312,9 @@ describe('references the de-identification cannot parse (e2e, pinned product bug
  * servers holding the same data, one storing as sent (DEID_MAPPING=none) and one under
  * safe-harbor: the de-identified store must answer what the identified one answers.
  *
- * Pinned product bug (these fail until fixed): Deidentification.translateSearchValue in
- * src/deid/deidentification.ts translates only `identifier` / `:identifier` values, `_id` and plain
- * reference parameters. It leaves untranslated
- *  - `identifier:of-type=<type system>|<type code>|<value>` (translateIdentifierToken splits at the
- *    first `|` and takes the type system for the identifier system),
- *  - reverse chains `_has:Observation:patient:identifier=…` and `_has:…:_id=<client id>`
- *    (`chain.startsWith('_has')` → value kept),
- *  - typed chains `subject:Patient.identifier=…` (splitModifier makes `Patient.identifier` the
- *    modifier, so the identifier is not recognised),
- *  - chained ids `patient._id=<client id>` and `subject:Patient._id=<client id>`
- *    (`chain.includes('.')` → value kept),
- * so under a table they search for the clear value, which is not stored, and find nothing.
+ * Translated: `identifier:of-type=<type system>|<type code>|<value>`, reverse chains
+ * `_has:Observation:patient:identifier=…` and `_has:…:_id=<client id>`, typed chains
+ * `subject:Patient.identifier=…`, chained ids `patient._id=<client id>`.
  */
 describe('search forms through identifiers and client ids: the same answers as without de-identification (e2e)', function () {
   this.timeout(60_000);

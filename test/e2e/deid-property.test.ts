@@ -447,14 +447,10 @@ describe('de-identification properties under safe-harbor (e2e, fast-check)', fun
 /**
  * 45 CFR 164.514(b)(2)(i) removes the identifiers "of the individual or of relatives, employers, or
  * household members", (C) included: ages over 89 and every date element, the year too, that shows
- * such an age. The table aggregates Patient.birthDate into one 90-or-older year, but a relative's
- * birth date (RelatedPerson.birthDate) only goes through `descendants().ofType(date)`, which keeps
- * the year, so a 95-year-old mother's birth year is stored as it came.
- *
- * Pinned product bug (fails until fixed): mappings/safe-harbor.json has no `RelatedPerson.birthDate`
- * birthDate generalization.
+ * such an age. The table aggregates the birth year of a Patient, and of a RelatedPerson, Person or
+ * Practitioner, into one 90-or-older year.
  */
-describe('Safe Harbor birth years of relatives over 89 (e2e, fast-check; pinned product bug)', function () {
+describe('Safe Harbor birth years of relatives over 89 (e2e, fast-check)', function () {
   this.timeout(60_000);
   let server: TestServer;
 
