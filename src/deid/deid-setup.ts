@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
 import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
+import { CachingVault } from './caching-vault.js';
 import { Deidentification } from './deidentification.js';
 import { loadMappingTable, mappingTableFile, type MappingTable } from './mapping-table.js';
 import { loadVaultKey } from './vault-key.js';
@@ -44,7 +45,7 @@ export function setUpDeidentification(config: Config, types: TypeRegistry, regis
       defaultKeyFile: path.join(vaultDir, 'vault.key'),
       createIfMissing: true,
     });
-    vault = SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous });
+    vault = new CachingVault(SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous }));
   } catch (error) {
     if (!(error instanceof VaultUnavailableError)) throw error;
     logger.error({ reason: error.message }, 'pseudonym vault unavailable: writes will be refused');
