@@ -6,6 +6,8 @@
  */
 import type { Resource } from './resource.js';
 import type { SearchParameterDefinition } from './search-parameter-registry.js';
+import { isSupportedModifier } from './search-query-parser.js';
+import { MAX_HIERARCHY_DEPTH } from './search-query.js';
 
 export interface CapabilityInputs {
   base: Record<string, unknown> & {
@@ -35,6 +37,32 @@ function deidentificationText(deid: CapabilityInputs['deidentification']): strin
     + 'client-assigned ids, references and identifier searches go through a pseudonym vault. $deidentify previews the table; $reidentify needs the fhir-ledger/reidentify scope and is audited.';
 }
 
+/**
+ * The modifiers that work on this one parameter (the type's list, less those that do not apply
+ * to it, e.g. reference `:below` on a reference that is not circular), and what limits them.
+ */
+function modifierDocumentation(param: SearchParameterDefinition, typeModifiers: readonly string[] | undefined): string {
+  const modifiers = (typeModifiers ?? []).filter((m) => isSupportedModifier(param, m));
+  if (modifiers.length === 0) return '';
+  const notes: string[] = [];
+  if (param.type === 'token' && modifiers.includes('below')) {
+    notes.push(':below/:above take system|code and are subsumption within the complete HL7 code systems the server ships'
+      + ' (FHIR core, v2, v3 CodeSystems with content=complete); other systems (SNOMED CT, LOINC, …) are unsupported');
+  }
+  if (param.type === 'reference') notes.push(':[type] restricts the target to one of its target types');
+  if (param.type === 'reference' && modifiers.includes('below')) {
+    notes.push(`:below/:above follow this circular reference transitively (search.html#recursive), up to ${MAX_HIERARCHY_DEPTH} levels: `
+      + `:below=${param.resourceType}/X gives the resources under X, :above=${param.resourceType}/X those over X, X itself excluded unless a cycle puts it under itself`);
+  }
+  return ` Modifiers: ${modifiers.map((m) => `:${m}`).join(' ')}.${notes.map((n) => ` ${n}.`).join('')}`;
+}
+
+/** The official description, then the modifier text as a sentence of its own. */
+function withModifiers(description: string, modifiers: string): string {
+  if (modifiers === '' || description === '' || /[.!?]\s*$/.test(description)) return `${description}${modifiers}`;
+  return `${description}.${modifiers}`;
+}
+
 /** Search parameter types this server indexes and matches. */
 const SEARCHABLE_TYPES = new Set(['string', 'token', 'date', 'number', 'quantity', 'reference', 'uri', 'composite']);
 
@@ -60,7 +88,7 @@ export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
         name: p.code,
         definition: p.url,
         type: p.type,
-        documentation: `${p.description}${inputs.supportedModifiers[p.type]?.length ? ` Modifiers: ${inputs.supportedModifiers[p.type]!.map((m) => `:${m}`).join(' ')}.` : ''}`,
+        documentation: withModifiers(p.description, modifierDocumentation(p, inputs.supportedModifiers[p.type])),
       })),
       operation: inputs.deidentification ? typeOperations : typeOperations.filter((o) => o.name !== 'reidentify'),
     };

@@ -5,7 +5,9 @@
  * modifiers are returned in `ignored` so the search Bundle can report them (search.html#errors:
  * lenient handling by default), or raise a 400 under `Prefer: handling=strict`.
  */
+import { CodeSystemHierarchies } from './code-system-hierarchy.js';
 import { FhirError } from './fhir-error.js';
+import { isValidResourceId } from './resource.js';
 import type { SearchParamType } from './search-index-entry.js';
 import { decimalRange, foldSearchString, parseDateRange, parseReference } from './search-index-extraction.js';
 import {
@@ -23,6 +25,8 @@ export interface SearchParseOptions {
   strict: boolean;
   /** This server's FHIR base URL, to recognise absolute references to local resources. */
   baseUrl?: string;
+  /** Code system hierarchies for token `:below`/`:above`; default: the shipped HL7 code systems. */
+  codeSystems?: CodeSystemHierarchies;
 }
 
 export interface ParsedSearch {
@@ -42,11 +46,20 @@ const MAX_CHAIN_DEPTH = 4;
 
 const PREFIXES: readonly SearchPrefix[] = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'];
 
-/** Modifiers this server implements, per parameter type (search.html#modifiers). */
+/**
+ * Modifiers this server implements, per parameter type (search.html#modifiers). Two of them
+ * apply only to some parameters of their type (isSupportedModifier):
+ * - token `:below`/`:above` (subsumption, search.html#token) only for `system|code` values in a
+ *   code system whose hierarchy the server has (fhir/code-system-hierarchy.ts); any other system
+ *   makes the parameter unsupported, reported like an unknown one;
+ * - reference `:below`/`:above` (search.html#recursive) only on a circular reference, one that
+ *   can point to its own resource type (Location `partof`, Organization `partof`, …).
+ * Reference `:[type]` is accepted for every target type of the parameter.
+ */
 export const SUPPORTED_MODIFIERS: Partial<Record<SearchParamType, readonly string[]>> = {
   string: ['exact', 'contains', 'missing'],
-  token: ['not', 'text', 'of-type', 'missing'],
-  reference: ['identifier', 'missing'],
+  token: ['not', 'text', 'of-type', 'below', 'above', 'missing'],
+  reference: ['identifier', 'below', 'above', 'missing'],
   date: ['missing'],
   number: ['missing'],
   quantity: ['missing'],
@@ -116,6 +129,15 @@ function parseValue(name: string, param: SearchParameterDefinition, modifier: st
     }
     case 'token': {
       if (modifier === 'text') return { kind: 'token', system: undefined, code: unescapeSearchValue(raw) };
+      if (modifier === 'below' || modifier === 'above') {
+        // search.html#token: "the search parameter is a concept with the form [system]|[code]":
+        // subsumption is defined within one code system, so both parts are required.
+        const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
+        if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+          throw badValue(name, raw, `system|code (:${modifier} is subsumption within a code system, so the system is required)`);
+        }
+        return { kind: 'token', system: parts[0]!, code: parts[1]! };
+      }
       if (modifier === 'of-type') {
         // search.html#token :of-type: [type system]|[type code]|[identifier value]
         const parts = splitEscaped(raw, '|').map(unescapeSearchValue);
@@ -171,6 +193,16 @@ function parseValue(name: string, param: SearchParameterDefinition, modifier: st
       }
       const text = unescapeSearchValue(raw);
       if (text === '') throw badValue(name, raw, 'a reference (Type/id, id or an absolute URL)');
+      if (modifier === 'below' || modifier === 'above') {
+        // search.html#recursive: the hierarchy is the one this circular reference builds among
+        // resources of its own type, so the value names one of them.
+        const own = param.resourceType;
+        const parsed = text.includes('/') ? parseReference(text, baseUrl) : { targetType: own, targetId: text };
+        if (parsed.targetType !== own || parsed.targetId === null || !isValidResourceId(parsed.targetId)) {
+          throw badValue(name, raw, `a ${own} on this server (${own}/id or id)`);
+        }
+        return { kind: 'reference', targetType: own, targetId: parsed.targetId, url: undefined };
+      }
       const typeModifier = modifier !== undefined && modifier !== 'missing' && modifier !== 'identifier' ? modifier : undefined;
       if (!text.includes('/')) return { kind: 'reference', targetType: typeModifier, targetId: text, url: undefined };
       const parsed = parseReference(text, baseUrl);
@@ -260,7 +292,13 @@ function parseCriterion(resourceType: string | null, name: string, rawValue: str
     return undefined;
   }
   if (modifier !== undefined && !isSupportedModifier(param, modifier)) {
-    ignored.push({ name, reason: `Modifier ${quoted(modifier, ':')} is not supported for parameter '${code}' (${param.type})` });
+    const hierarchical = param.type === 'reference' && (modifier === 'below' || modifier === 'above');
+    ignored.push({
+      name,
+      reason: hierarchical
+        ? `Modifier ':${modifier}' is not supported for parameter '${code}': it applies to circular references only (a reference to ${param.resourceType} itself, search.html#recursive)`
+        : `Modifier ${quoted(modifier, ':')} is not supported for parameter '${code}' (${param.type})`,
+    });
     return undefined;
   }
   if (modifier === 'missing') {
@@ -268,7 +306,37 @@ function parseCriterion(resourceType: string | null, name: string, rawValue: str
     return { param, modifier, values: [], missing: rawValue === 'true' };
   }
   const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl, registry));
+  if (param.type === 'token' && (modifier === 'below' || modifier === 'above')) {
+    const unsupported = expandSubsumption(values, modifier, options.codeSystems ?? CodeSystemHierarchies.shipped());
+    if (unsupported !== undefined) {
+      ignored.push({ name, reason: `Modifier ':${modifier}' is not supported for parameter '${code}' with code system ${quotedSystem(unsupported.system)}: ${unsupported.reason}` });
+      return undefined;
+    }
+  }
   return { param, modifier, values };
+}
+
+/**
+ * search.html#token `:below`/`:above`: each `system|code` becomes the codes of that system it
+ * subsumes or is subsumed by, itself included ("this includes the coding itself"), matched as
+ * one OR. A code the system does not define has no known relatives, so only itself matches
+ * (search.html#errors: an unknown code is "a logical condition", not an error). Returns the
+ * first system without a hierarchy, which makes the whole parameter unsupported.
+ */
+function expandSubsumption(values: SearchValue[], modifier: 'below' | 'above',
+  codeSystems: CodeSystemHierarchies): { system: string; reason: string } | undefined {
+  for (const value of values) {
+    if (value.kind !== 'token' || typeof value.system !== 'string' || value.code === undefined) continue;
+    const hierarchy = codeSystems.get(value.system);
+    if (!hierarchy) return { system: value.system, reason: codeSystems.unsupportedReason(value.system) ?? 'no hierarchy' };
+    value.codes = modifier === 'below' ? hierarchy.descendantsOrSelf(value.code) : hierarchy.ancestorsOrSelf(value.code);
+  }
+  return undefined;
+}
+
+/** A code system url named in a message when it looks like one; never arbitrary text. */
+function quotedSystem(system: string): string {
+  return system.length <= 200 && /^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/#]+$/.test(system) ? `'${system}'` : '(not a valid url)';
 }
 
 /**
@@ -346,9 +414,20 @@ function parseInclude(text: string, registry: SearchParameterRegistry, iterate: 
   return references.map((param) => ({ sourceType, param, targetType, iterate }));
 }
 
-function isSupportedModifier(param: SearchParameterDefinition, modifier: string): boolean {
+/**
+ * search.html#recursive: "Some references are circular - that is, the reference points to
+ * another resource of the same type". Such a parameter (its targets include its own type) can
+ * be searched transitively with `:below`/`:above`.
+ */
+export function isCircularReference(param: SearchParameterDefinition): boolean {
+  return param.type === 'reference' && param.targets.includes(param.resourceType);
+}
+
+/** Does this server implement `modifier` on `param` (the CapabilityStatement documents the same)? */
+export function isSupportedModifier(param: SearchParameterDefinition, modifier: string): boolean {
   if (param.type === 'reference' && param.targets.includes(modifier)) return true; // :[type]
   if (param.code === '_id') return modifier === 'not' || modifier === 'missing';
+  if (param.type === 'reference' && (modifier === 'below' || modifier === 'above')) return isCircularReference(param);
   return SUPPORTED_MODIFIERS[param.type]?.includes(modifier) ?? false;
 }
 

@@ -5,6 +5,12 @@
  */
 import type { SearchParameterDefinition } from './search-parameter-registry.js';
 
+/**
+ * search.html#recursive: how many levels of a circular reference `:below`/`:above` follow. Stores
+ * stop there, so a cycle (A part of B, B part of A) cannot make a search run forever.
+ */
+export const MAX_HIERARCHY_DEPTH = 32;
+
 /** search.html#prefix */
 export type SearchPrefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 
@@ -16,6 +22,11 @@ export interface TokenSearchValue {
   code: string | undefined;
   /** `:of-type`: the Identifier.type coding as `system|code`. */
   ofType?: string;
+  /**
+   * `:below`/`:above` (search.html#token): the codes of `system` that `code` subsumes or is
+   * subsumed by, itself included; any of them matches.
+   */
+  codes?: string[];
 }
 
 export interface StringSearchValue { kind: 'string'; folded: string; raw: string }
@@ -59,6 +70,11 @@ export type SearchValue =
 /** One `name[:modifier]=v1,v2` pair: its values are ORed; criteria of a query are ANDed. */
 export interface SearchCriterion {
   param: SearchParameterDefinition;
+  /**
+   * On a reference, `below`/`above` (search.html#recursive) means: the values name resources of
+   * the parameter's own type, and the criterion matches the resources below them (whose chain of
+   * this reference reaches a value) or above them (that a value's chain reaches).
+   */
   modifier: string | undefined;
   values: SearchValue[];
   /** `:missing=true|false` */

@@ -6,9 +6,9 @@ import { expect } from 'chai';
 import { FhirError } from '../../src/fhir/fhir-error.js';
 import { SearchParameterRegistry } from '../../src/fhir/search-parameter-registry.js';
 import {
-  parseSearchQuery, splitEscaped, unescapeSearchValue, type ParsedSearch, type SearchParseOptions,
+  isCircularReference, parseSearchQuery, splitEscaped, unescapeSearchValue, type ParsedSearch, type SearchParseOptions,
 } from '../../src/fhir/search-query-parser.js';
-import type { SearchCriterion, SearchValue } from '../../src/fhir/search-query.js';
+import type { SearchCriterion, SearchValue, TokenSearchValue } from '../../src/fhir/search-query.js';
 
 const registry = SearchParameterRegistry.loadR4();
 const BASE = 'http://example.org/fhir';
@@ -227,6 +227,102 @@ describe('search-query-parser', () => {
 
     it('an empty reference is a 400', () => {
       expectFhirError(() => parse('Observation', [['subject', '']]), 400);
+    });
+  });
+
+  describe('token :below / :above: subsumption in a known code system (search.html#token)', () => {
+    const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+
+    it(':below expands system|code to the code and everything it subsumes', () => {
+      const criterion = only('Encounter', 'class:below', `${ACT_CODE}|IMP`);
+      expect(criterion.modifier).to.equal('below');
+      const value = criterion.values[0] as TokenSearchValue;
+      expect(value).to.include({ kind: 'token', system: ACT_CODE, code: 'IMP' });
+      expect([...value.codes!].sort()).to.deep.equal(['ACUTE', 'IMP', 'NONAC']);
+    });
+
+    it(':above expands to the code and every code that subsumes it', () => {
+      const value = firstValue('Encounter', 'class:above', `${ACT_CODE}|ACUTE`) as TokenSearchValue;
+      expect([...value.codes!].sort()).to.deep.equal(['ACUTE', 'IMP', '_ActCareProvisionCode', '_ActEncounterCode']);
+    });
+
+    it('OR values each expand in their own system', () => {
+      const criterion = only('Encounter', 'class:below', `${ACT_CODE}|ACUTE,${ACT_CODE}|AMB`);
+      expect(criterion.values.map((v) => (v as TokenSearchValue).codes)).to.deep.equal([['ACUTE'], ['AMB']]);
+    });
+
+    it('a code the known system does not define matches only itself (search.html#errors: a logical condition)', () => {
+      expect((firstValue('Encounter', 'class:below', `${ACT_CODE}|NO-SUCH-CODE`) as TokenSearchValue).codes).to.deep.equal(['NO-SUCH-CODE']);
+    });
+
+    for (const bad of ['IMP', '|IMP', `${ACT_CODE}|`, `${ACT_CODE}|IMP|x`]) {
+      it(`class:below=${bad} is a 400: subsumption needs system|code`, () => {
+        for (const options of [LENIENT, STRICT]) {
+          const error = expectFhirError(() => parse('Encounter', [['class:below', bad]], options), 400);
+          expect(error.issues[0]!.code).to.equal('value');
+        }
+      });
+    }
+
+    for (const system of ['http://loinc.org', 'http://snomed.info/sct']) {
+      it(`a system without a hierarchy here (${system}) is reported, and a 400 under handling=strict`, () => {
+        const { query, ignored } = parse('Observation', [['code:below', `${system}|123`], ['status', 'final']]);
+        expect(query.criteria.map((c) => c.param.code)).to.deep.equal(['status']);
+        expect(ignored).to.have.length(1);
+        expect(ignored[0]!.name).to.equal('code:below');
+        expect(ignored[0]!.reason).to.contain(system);
+        const error = expectFhirError(() => parse('Observation', [['code:above', `${system}|123`]], STRICT), 400);
+        expect(error.issues[0]!.code).to.equal('not-supported');
+      });
+    }
+
+    it('one unknown system among the OR values makes the whole parameter unsupported', () => {
+      const { query, ignored } = parse('Encounter', [['class:below', `${ACT_CODE}|IMP,http://loinc.org|1`]]);
+      expect(query.criteria).to.deep.equal([]);
+      expect(ignored.map((i) => i.name)).to.deep.equal(['class:below']);
+    });
+
+    it('_id takes neither (it is a logical id, not a code)', () => {
+      expect(parse('Patient', [['_id:below', 'x|y']]).ignored.map((i) => i.name)).to.deep.equal(['_id:below']);
+    });
+  });
+
+  describe('reference :below / :above on circular references (search.html#recursive)', () => {
+    const rows: { name: string; value: string; targetId: string }[] = [
+      { name: 'partof:below', value: 'Location/1', targetId: '1' },
+      { name: 'partof:below', value: '1', targetId: '1' },
+      { name: 'partof:above', value: `${BASE}/Location/1`, targetId: '1' },
+      { name: 'partof:above', value: 'Location/1/_history/3', targetId: '1' },
+    ];
+    for (const row of rows) {
+      it(`Location?${row.name}=${row.value}`, () => {
+        const criterion = only('Location', row.name, row.value);
+        expect(criterion.modifier).to.equal(row.name.split(':')[1]);
+        expect(criterion.values).to.deep.equal([{ kind: 'reference', targetType: 'Location', targetId: row.targetId, url: undefined }]);
+      });
+    }
+
+    it('isCircularReference: Location partof, Organization partof, Encounter part-of; not Observation subject', () => {
+      expect(isCircularReference(registry.get('Location', 'partof')!)).to.equal(true);
+      expect(isCircularReference(registry.get('Organization', 'partof')!)).to.equal(true);
+      expect(isCircularReference(registry.get('Encounter', 'part-of')!)).to.equal(true);
+      expect(isCircularReference(registry.get('Observation', 'subject')!)).to.equal(false);
+    });
+
+    for (const bad of ['Organization/1', 'http://other.example.com/fhir/Location/1', 'not an id!']) {
+      it(`Location?partof:below=${bad} is a 400: the value must be a Location here`, () => {
+        const error = expectFhirError(() => parse('Location', [['partof:below', bad]]), 400);
+        expect(error.issues[0]!.code).to.equal('value');
+      });
+    }
+
+    it('a reference that is not circular is reported, and a 400 under handling=strict', () => {
+      const { query, ignored } = parse('Observation', [['subject:below', 'Patient/1']]);
+      expect(query.criteria).to.deep.equal([]);
+      expect(ignored.map((i) => i.name)).to.deep.equal(['subject:below']);
+      expect(ignored[0]!.reason).to.contain('circular');
+      const error = expectFhirError(() => parse('Observation', [['subject:above', 'Patient/1']], STRICT), 400);
+      expect(error.issues[0]!.code).to.equal('not-supported');
     });
   });
 

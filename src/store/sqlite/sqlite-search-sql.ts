@@ -4,8 +4,9 @@
  * it is built. All values are bound parameters: no query text ever reaches the SQL string.
  */
 import { FhirError } from '../../fhir/fhir-error.js';
-import type {
-  CompositeSearchValue, RangeSearchValue, SearchCriterion, SearchQuery, SearchValue, TokenSearchValue,
+import {
+  MAX_HIERARCHY_DEPTH, type CompositeSearchValue, type RangeSearchValue, type SearchCriterion, type SearchQuery,
+  type SearchValue, type TokenSearchValue,
 } from '../../fhir/search-query.js';
 import type { SearchParamType } from '../../fhir/search-index-entry.js';
 import { INDEX_TABLES } from './sqlite-schema.js';
@@ -81,12 +82,17 @@ function numberPredicate(value: RangeSearchValue, valueCol: string): SqlFragment
   }
 }
 
-/** search.html#token: `code`, `system|code`, `|code` (no system), `system|`; `:of-type` adds the type. */
+/**
+ * search.html#token: `code`, `system|code`, `|code` (no system), `system|`; `:of-type` adds the
+ * type; `:below`/`:above` match any of the subsumed (subsuming) codes, an IN list that the
+ * (pid, code, system) index answers code by code.
+ */
 function tokenPredicate(value: TokenSearchValue, codeCol: string, systemCol: string, ofTypeCol?: string): SqlFragment {
   const parts: string[] = [];
   const params: unknown[] = [];
   if (value.ofType !== undefined && ofTypeCol) { parts.push(`${ofTypeCol} = ?`); params.push(value.ofType); }
-  if (value.code !== undefined) { parts.push(`${codeCol} = ?`); params.push(value.code); }
+  if (value.codes !== undefined) { parts.push(`${codeCol} IN (${value.codes.map(() => '?').join(', ')})`); params.push(...value.codes); }
+  else if (value.code !== undefined) { parts.push(`${codeCol} = ?`); params.push(value.code); }
   if (value.system === null) parts.push(`${systemCol} IS NULL`);
   else if (value.system !== undefined) { parts.push(`${systemCol} = ?`); params.push(value.system); }
   return { sql: parts.length ? `(${parts.join(' AND ')})` : '1', params };
@@ -220,6 +226,43 @@ function chainSql(scope: CriterionScope, criterion: SearchCriterion, paramId: Pa
   };
 }
 
+/**
+ * search.html#recursive, on a circular reference (Location `partof`): "the modifiers :above and
+ * :below may be used to search transitively through the hierarchy". `:below=X` matches the
+ * resources whose chain of this reference reaches X (X's subtree, X itself excluded: X is not
+ * part of itself, just as `partof=X` does not match X); `:above=X` matches the resources X's
+ * chain reaches (its ancestors). One recursive CTE over idx_reference per criterion, seeded with
+ * the values (an OR), walking only live resources of the parameter's type and at most
+ * MAX_HIERARCHY_DEPTH levels, so a cycle ends. Each step goes from the nodes found so far to
+ * their neighbours through an index (CROSS JOIN fixes that order: SQLite would otherwise scan
+ * every row of the parameter for each step). `resources n` turns the ids into rids through the
+ * (type, id) key.
+ */
+function hierarchySql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
+  const type = criterion.param.resourceType;
+  const d = scope.depth;
+  const pid = paramId(scope.resourceType, criterion.param.code);
+  const seeds = JSON.stringify(criterion.values.flatMap((v) => (v.kind === 'reference' && v.targetId !== undefined ? [v.targetId] : [])));
+  const step = criterion.modifier === 'below'
+    // one level down: the live resources whose reference points to a node
+    ? { sql: `SELECT c${d}.id, h${d}.depth + 1 FROM h${d}
+          CROSS JOIN idx_reference e${d} ON e${d}.pid ${pid.sql} AND e${d}.target_id = h${d}.id AND e${d}.target_type = ?
+          CROSS JOIN resources c${d} ON c${d}.rid = e${d}.rid AND c${d}.deleted = 0`, params: [...pid.params, type] }
+    // one level up: what a live node's reference points to
+    : { sql: `SELECT e${d}.target_id, h${d}.depth + 1 FROM h${d}
+          CROSS JOIN resources c${d} ON c${d}.type = ? AND c${d}.id = h${d}.id AND c${d}.deleted = 0
+          CROSS JOIN idx_reference e${d} INDEXED BY idx_reference_rid ON e${d}.rid = c${d}.rid AND e${d}.pid ${pid.sql} AND e${d}.target_type = ?`, params: [type, ...pid.params, type] };
+  return {
+    sql: `${scope.r}.rid IN (SELECT n${d}.rid FROM resources n${d} WHERE n${d}.type = ? AND n${d}.deleted = 0 AND n${d}.id IN (
+            WITH RECURSIVE h${d}(id, depth) AS (
+              SELECT value, 0 FROM json_each(?)
+              UNION
+              ${step.sql} WHERE h${d}.depth < ${MAX_HIERARCHY_DEPTH})
+            SELECT id FROM h${d} WHERE depth > 0))`,
+    params: [type, seeds, ...step.params],
+  };
+}
+
 /** search.html#has: some live resource of the source type references this one and matches. */
 function reverseChainSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql): SqlFragment {
   const { sourceType, inner } = criterion.reverse!;
@@ -246,6 +289,9 @@ type JoinMode = 'drive' | 'filter';
 function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId: ParamIdSql, mode: JoinMode = 'drive'): SqlFragment {
   if (criterion.chain) return chainSql(scope, criterion, paramId);
   if (criterion.reverse) return reverseChainSql(scope, criterion, paramId);
+  if (criterion.param.type === 'reference' && (criterion.modifier === 'below' || criterion.modifier === 'above')) {
+    return hierarchySql(scope, criterion, paramId);
+  }
   const column = columnCriterion(criterion, scope.r);
   if (column) return column;
   const table = TABLE_OF_TYPE[criterion.param.type];
