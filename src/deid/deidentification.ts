@@ -139,14 +139,23 @@ export class Deidentification {
       return this.deidentify({ ...r, id }, { id, mode: 'preview', previewVault });
     };
     if (resource.resourceType !== 'Bundle' || !Array.isArray(resource.entry)) return one(resource);
-    const entries = [];
-    for (const entry of resource.entry as { resource?: Resource; fullUrl?: string }[]) {
+    // A Bundle goes through the table whole (its timestamp, entry requests and responses carry
+    // dates too), its entries' ids first replaced so references between them follow. One walk
+    // means one date shift for the whole Bundle (the Bundle is the subject), which keeps the
+    // intervals between all its dates.
+    // The requests and responses of a transaction, batch or history are not stored, and their
+    // URLs name client ids and search values: what comes back is a collection of the resources
+    // as they would be stored.
+    const requestBundle = ['transaction', 'batch', 'history', 'transaction-response', 'batch-response'].includes(String(resource.type));
+    const entries = (resource.entry as { resource?: Resource; fullUrl?: string }[]).flatMap((entry) => {
+      // A fullUrl repeats the entry's (client) id: it goes.
       const { fullUrl: _dropped, ...rest } = entry;
-      // A fullUrl repeats the entry's (client) id: it goes with it.
-      entries.push(entry.resource ? { ...rest, resource: await one(entry.resource) } : rest);
-    }
-    const { id: _bundleId, ...bundle } = resource;
-    return { ...bundle, entry: entries };
+      const kept = requestBundle ? (entry.resource ? { resource: entry.resource } : null) : rest;
+      if (!kept) return [];
+      if (!kept.resource?.id || !this.translatesIds) return [kept];
+      return [{ ...kept, resource: { ...kept.resource, id: previewVault.pseudonymize(idDomain(kept.resource.resourceType), kept.resource.id) } }];
+    });
+    return one({ ...resource, id: randomUUID(), ...(requestBundle ? { type: 'collection' } : {}), entry: entries });
   }
 
   /** One preview run whose resources share made-up pseudonyms (an NDJSON file, line after line). */
@@ -291,11 +300,13 @@ export class Deidentification {
     if (!this.translatesIds || type === null) return value;
     if (code === '_id') return mapOrValues(value, (v) => [this.storedIdForRead(type, v)]);
     const definition = this.options.registry.get(type, code);
-    if (definition?.type !== 'reference' || (modifier !== undefined && !/^[A-Z]/.test(modifier))) return value;
-    const targets = modifier !== undefined ? [modifier] : definition.targets;
+    // A reference value with no modifier, a type modifier, or the hierarchy modifiers names an id.
+    const typed = modifier !== undefined && /^[A-Z]/.test(modifier);
+    if (definition?.type !== 'reference' || (modifier !== undefined && !typed && modifier !== 'below' && modifier !== 'above')) return value;
+    const targets = typed ? [modifier] : definition.targets;
     return mapOrValues(value, (v) => {
-      const typed = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
-      if (typed) return [`${typed[1] ?? ''}${typed[2]}/${this.storedIdForRead(typed[2]!, typed[3]!)}`];
+      const literal = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
+      if (literal) return [`${literal[1] ?? ''}${literal[2]}/${this.storedIdForRead(literal[2]!, literal[3]!)}`];
       // A bare id: whichever target type knows it.
       for (const t of targets) {
         const stored = this.storedIdForRead(t, v);

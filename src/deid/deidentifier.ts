@@ -45,6 +45,15 @@ export class UnpseudonymizableReference extends Error {
   }
 }
 
+/**
+ * An element whose content was removed for privacy, kept as the standard data-absent-reason
+ * extension with code `masked` (R4 extension-data-absent-reason, "the information is not
+ * available due to security, privacy or related reasons").
+ */
+function maskedElement(): Record<string, unknown> {
+  return { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'masked' }] };
+}
+
 /** The element path of a frame (Observation.subject), for diagnostics. */
 function locationOf(frame: ElementFrame): string {
   const names: string[] = [];
@@ -187,8 +196,14 @@ export class MappingWalker {
       if (slot.kind === 'primitive-element') {
         // A `_x` without its primitive `x` (only id/extensions): walk its extensions.
         if (!(key.slice(1) in input)) {
-          const walked = this.walkCompanion(child, frame, slot, limit, inherited, services, references);
-          if (walked !== REMOVE) out[key] = walked;
+          if (Array.isArray(child)) {
+            const walked = child.map((c) => (c === null ? null : this.walkCompanion(c, frame, slot, limit, inherited, services, references)))
+              .map((c) => (c === REMOVE ? null : c));
+            if (walked.some((c) => c !== null)) out[key] = walked;
+          } else {
+            const walked = this.walkCompanion(child, frame, slot, limit, inherited, services, references);
+            if (walked !== REMOVE) out[key] = walked;
+          }
         }
         continue;
       }
@@ -220,8 +235,27 @@ export class MappingWalker {
         }
       }
     }
+    // Inside an element being redacted whole, nothing is masked: it all goes.
+    if (!inherited) this.maskRequiredRemovals(node, input, out);
     if (!frame.isResource && Object.keys(out).length === 0) return REMOVE;
     return out;
+  }
+
+  /**
+   * A required element (min 1 in the base definition) the table removed is kept as a masked
+   * placeholder, so the stored resource stays valid R4 (a DocumentReference keeps
+   * `content.attachment`, a Media its `content`).
+   */
+  private maskRequiredRemovals(node: ElementNode, input: Record<string, unknown>, out: Record<string, unknown>): void {
+    for (const rule of node.cardinality) {
+      if (rule.min === 0) continue;
+      const present = (o: Record<string, unknown>) => rule.keys.some((k) => k in o || `_${k}` in o);
+      if (present(out) || !present(input)) continue;
+      const key = rule.keys.find((k) => k in input || `_${k}` in input)!;
+      const slot = node.children.get(key);
+      if (slot?.kind === 'primitive') out[`_${key}`] = rule.max > 1 ? [maskedElement()] : maskedElement();
+      else out[key] = rule.max > 1 ? [maskedElement()] : maskedElement();
+    }
   }
 
   /** The `_x` companion of a primitive: its id and extensions (json.html#primitive). */
@@ -349,13 +383,20 @@ export class MappingWalker {
         } else if (match) {
           const [, base = '', type, id, history = ''] = match;
           references.push({ holder: reference, resourceType: type!, id: id!, rebuild: (newId) => `${base}${type}/${newId}${history}` });
-        } else {
-          // A conditional reference outside a transaction (`Patient?identifier=…`), an id that is
-          // not an R4 id: its text may be an identifier, and it cannot be pseudonymized.
+        } else if (/^[A-Z][A-Za-z]+[/?]/.test(text)) {
+          // A conditional reference outside a transaction (`Patient?identifier=…`), or a relative
+          // reference whose id is not an R4 id: the client's mistake, and its text may be an
+          // identifier that cannot be pseudonymized. Refused, so the client can correct it.
           throw new UnpseudonymizableReference(locationOf(frame));
+        } else {
+          // Another system's URL in a form that names no FHIR type and id: it may carry an
+          // identifier (a URL, 164.514(b)(2)(i)(N)) and cannot be translated, so it goes.
+          delete reference.reference;
         }
       }
-      return Object.keys(reference).length === 0 ? REMOVE : reference;
+      // A reference left empty (only display text before) says so rather than vanishing, since
+      // many references are required (Observation.subject in profiles, Encounter.location.location).
+      return Object.keys(reference).length === 0 ? maskedElement() : reference;
     }
     if (typeof value === 'string') return pseudonymOf(vault, rule.domain ?? rule.path.source, value);
     // Numbers and booleans carry no identifier text; a complex type without a pseudonym form is redacted.

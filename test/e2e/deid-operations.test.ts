@@ -163,6 +163,20 @@ describe('de-identification operations (real server, safe-harbor, real vault)', 
     });
   });
 
+  it('hierarchy searches by an EHR\'s own ids go through the vault (partof:below)', async () => {
+    const location = (id: string, partOf?: string) => ({
+      resourceType: 'Location', id, name: `Site ${id}`, ...(partOf ? { partOf: { reference: `Location/${partOf}` } } : {}),
+    });
+    for (const [id, parent] of [['ehr-campus', undefined], ['ehr-building', 'ehr-campus'], ['ehr-ward', 'ehr-building']] as const) {
+      expect((await server.request('PUT', `/fhir/Location/${id}`, { body: location(id, parent) })).status).to.equal(201);
+    }
+    const below = await server.request('GET', '/fhir/Location?partof:below=Location/ehr-campus');
+    expect(below.status).to.equal(200);
+    expect(below.json.entry).to.have.length(2);
+    const bare = await server.request('GET', '/fhir/Location?partof:below=ehr-campus');
+    expect(bare.json.entry).to.have.length(2);
+  });
+
   it('the CapabilityStatement names the table in force and lists the operations', async () => {
     const res = await server.request('GET', '/fhir/metadata');
     expect(res.json.description).to.include("'safe-harbor' mapping table");
