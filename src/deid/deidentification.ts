@@ -19,7 +19,7 @@ import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
 import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
 import {
-  DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, PSEUDONYMIZED_LABEL, UnpseudonymizableReference, type ReferenceSite,
+  DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, UnpseudonymizableReference, type ReferenceSite,
 } from './deidentifier.js';
 import type { MappingTable } from './mapping-table.js';
 import { cryptoHash } from './value-transforms.js';
@@ -262,14 +262,16 @@ export class Deidentification {
     return `${resource.resourceType}/${context.id}`;
   }
 
-  /** meta.tag names the table (its sha256); meta.security labels the version pseudonymized. */
+  /**
+   * meta.tag names the table by its sha256, the server's own tag (a client's copy is replaced).
+   * One tag and no security label besides: every tag is a search index row on every write, and
+   * the table's hash already says the version was de-identified, and how.
+   */
   private stampMeta(meta: Resource['meta']): Resource['meta'] {
     const table = this.options.table!;
     const tag = (meta?.tag ?? []).filter((t) => t.system !== DEID_TABLE_TAG_SYSTEM);
     tag.push({ system: DEID_TABLE_TAG_SYSTEM, code: table.sha256, display: `${table.name} mapping table` });
-    const security = (meta?.security ?? []).filter((s) => !(s.system === PSEUDONYMIZED_LABEL.system && s.code === PSEUDONYMIZED_LABEL.code));
-    security.push({ ...PSEUDONYMIZED_LABEL });
-    return { ...(meta ?? {}), tag, security };
+    return { ...(meta ?? {}), tag };
   }
 
   // ------------------------------------------------------------------ search path

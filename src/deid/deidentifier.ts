@@ -13,7 +13,7 @@
  */
 import type { ChildSlot, ElementNode } from '../fhir/validation/definitions.js';
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
-import type { Coding, Resource } from '../fhir/resource.js';
+import type { Resource } from '../fhir/resource.js';
 import type { PseudonymVault } from './deid-types.js';
 import type { MappingRule, MappingTable } from './mapping-table.js';
 import { primitiveTypeName, sameType, type ElementFrame } from './rule-path.js';
@@ -23,10 +23,6 @@ import {
 
 /** meta.tag system that carries the sha256 of the table a version was produced with. */
 export const DEID_TABLE_TAG_SYSTEM = 'urn:fhir-ledger:deid-mapping-table';
-/** HL7 v3 ObservationValue: PSEUDED "pseudonymized" (a security label, security-labels.html). */
-export const PSEUDONYMIZED_LABEL: Coding = {
-  system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'PSEUDED', display: 'pseudonymized',
-};
 /** Identifiers without a system still get a domain, so their pseudonyms are stable. */
 export const NO_SYSTEM_DOMAIN = 'urn:fhir-ledger:identifier-without-system';
 
@@ -106,6 +102,7 @@ export class MappingWalker {
   private readonly byName = new Map<string, MappingRule[]>();
   private readonly byType = new Map<string, MappingRule[]>();
   private readonly reach = new Map<ElementNode, { names: Set<string>; types: Set<string> }>();
+  private readonly slotCandidates = new WeakMap<ChildSlot, boolean>();
 
   constructor(readonly table: MappingTable, private readonly types: TypeRegistry) {
     for (const rule of table.rules) {
@@ -209,6 +206,11 @@ export class MappingWalker {
       }
       const companionKey = `_${key}`;
       const companion = slot.kind === 'primitive' ? input[companionKey] : undefined;
+      if (slot.kind === 'primitive' && companion === undefined && !inherited && !this.ruleMayMatchSlot(slot)) {
+        // No rule names this element or its type: the value stays as it is, without a frame.
+        out[key] = child;
+        continue;
+      }
       if (companion !== undefined) handledCompanions.add(companionKey);
       if (Array.isArray(child)) {
         const kept: unknown[] = [];
@@ -278,6 +280,16 @@ export class MappingWalker {
       default:
         return { name: slot.elementName, type: primitiveTypeName(slot.typeName ?? 'string'), parent, isResource: false, node: undefined };
     }
+  }
+
+  /** Does some rule end on this slot's name or its primitive type? (Decided once per slot.) */
+  private ruleMayMatchSlot(slot: ChildSlot): boolean {
+    let answer = this.slotCandidates.get(slot);
+    if (answer === undefined) {
+      answer = this.byName.has(slot.elementName) || this.byType.has(primitiveTypeName(slot.typeName ?? 'string'));
+      this.slotCandidates.set(slot, answer);
+    }
+    return answer;
   }
 
   /** Could a rule before `index` match something strictly inside this element? */

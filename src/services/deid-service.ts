@@ -6,7 +6,6 @@
  *    AuditEvent (FHIR R4 auditevent.html) so disclosures can be accounted for (45 CFR 164.528).
  */
 import { REIDENTIFY_SCOPE, type BearerTokenVerifier, type Principal } from '../auth/bearer-tokens.js';
-import { PSEUDONYMIZED_LABEL } from '../deid/deidentifier.js';
 import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import type { ResourceService } from './resource-service.js';
@@ -51,9 +50,6 @@ export class DeidService {
       if (!deid.table) throw FhirError.notSupported('Nothing to re-identify: this server stores data as sent (DEID_MAPPING=none)', 400);
       const stored = await this.resources.read(request.resourceType, request.id);
       const restored = deid.reidentify(JSON.parse(stored.json!) as Resource);
-      const security = (restored.meta?.security ?? []).filter((s) => !(s.system === PSEUDONYMIZED_LABEL.system && s.code === PSEUDONYMIZED_LABEL.code));
-      restored.meta = { ...restored.meta, security };
-      if (security.length === 0) delete restored.meta.security;
       await this.audit(request, principal, '0', 'Re-identified', `${stored.resourceType}/${stored.id}`);
       return restored;
     } catch (error) {
