@@ -41,6 +41,7 @@ if (layer === 'http') {
   // Only the two methods a read calls; everything else of the http layer is the real code.
   const readOnlyService = {
     assertKnownType: () => undefined,
+    isKnownType: () => true,
     read: async () => version,
   } as unknown as ResourceService;
   app = createApp({

@@ -40,7 +40,10 @@ async function run(name: string, options: autocannon.Options): Promise<autocanno
 
 async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-ledger-bench-'));
-  const fhir = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests.log'));
+  // The REST core alone: de-identification is measured on top of it by bench/deid.bench.ts
+  // (its issue states its cost relative to this benchmark). The ledger is on, as by default.
+  const core = { DEID_MAPPING: 'none' };
+  const fhir = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests.log'), core);
   const children: ChildProcess[] = [fhir.child];
   try {
     const post = postJson;
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
     const fhirRead = await run('FHIR read by id', { url: readUrl, connections: 32 });
 
     // 1b. the same read with the in-memory cache of current versions off: every read hits SQLite
-    const uncached = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests-uncached.log'), { READ_CACHE_ENTRIES: '0' });
+    const uncached = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests-uncached.log'), { ...core, READ_CACHE_ENTRIES: '0' });
     children.push(uncached.child);
     const uncachedRead = await run('FHIR read by id, cache off', { url: readUrl.replace(fhir.baseUrl, uncached.baseUrl), connections: 32 });
     uncached.child.kill('SIGTERM');

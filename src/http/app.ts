@@ -97,14 +97,7 @@ export function createApp(deps: AppDependencies): Koa {
   route('/:type/:id/:compartmentType', { GET: handlers.compartmentSearch });
 
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
-  app.use(requestLogger(deps.logger, (segment) => {
-    try {
-      deps.resources.assertKnownType(segment);
-      return true;
-    } catch {
-      return false;
-    }
-  }));
+  app.use(requestLogger(deps.logger, (segment) => deps.resources.isKnownType(segment)));
   app.use(errorHandler);
   app.use(contentNegotiation);
   app.use(router.routes());

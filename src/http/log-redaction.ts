@@ -82,19 +82,38 @@ function step(position: Position, segment: string, isType: (s: string) => boolea
 
 /** The path as a route pattern: `/fhir/Patient/MRN1/_history/2` → `/fhir/Patient/:id/_history/:vid`. */
 export function redactRoute(path: string, isResourceType: ResourceTypePredicate): string {
-  const segments = path.split('/').filter((s) => s !== '');
-  if (segments.length === 0) return '/';
-  if (segments[0] !== 'fhir') return `/${segments.map(() => ':segment').join('/')}`;
-  const isType = (s: string) => /^[A-Z][A-Za-z]*$/.test(s) && isResourceType(s);
-  const out: string[] = ['fhir'];
+  // One pass over the segments, no intermediate arrays: this runs on every request, and the
+  // log line is on the read path's budget (bench/read-layers.bench.ts).
+  const isType = (s: string) => s.length > 0 && s.charCodeAt(0) >= 65 && s.charCodeAt(0) <= 90 && TYPE_NAME.test(s) && isResourceType(s);
+  let out = '';
   let position: Position = 'base';
-  for (let i = 1; i < segments.length; i++) {
-    const [shown, next] = step(position, decodeSegment(segments[i]!), isType);
-    out.push(shown);
+  let index = 0;
+  let first = true;
+  let outsideFhir = false;
+  while (index <= path.length) {
+    let slash = path.indexOf('/', index);
+    if (slash === -1) slash = path.length;
+    const raw = path.slice(index, slash);
+    index = slash + 1;
+    if (raw === '') continue;
+    if (first) {
+      first = false;
+      if (raw !== 'fhir') outsideFhir = true;
+      out += outsideFhir ? '/:segment' : '/fhir';
+      continue;
+    }
+    if (outsideFhir) {
+      out += '/:segment';
+      continue;
+    }
+    const [shown, next] = step(position, raw.includes('%') ? decodeSegment(raw) : raw, isType);
+    out += `/${shown}`;
     position = next;
   }
-  return `/${out.join('/')}`;
+  return out === '' ? '/' : out;
 }
+
+const TYPE_NAME = /^[A-Z][A-Za-z]*$/;
 
 /** Keeps `:`, `,`, `|` and `/` readable; everything else percent-encoded, so `&` and `=` stay unambiguous. */
 function encodeForLog(text: string): string {

@@ -70,6 +70,10 @@ export class ResourceService {
     return this.store;
   }
 
+  isKnownType(resourceType: string): boolean {
+    return this.validator.isKnownResourceType(resourceType);
+  }
+
   assertKnownType(resourceType: string): void {
     if (!this.validator.isKnownResourceType(resourceType)) {
       throw FhirError.notFound('Unknown resource type: not a FHIR R4 resource type this server supports');
