@@ -11,60 +11,25 @@
  *   npm run build && node dist/bench/ledger.bench.js [--duration 10] [--rate 1000]
  * Results: bench/results/ledger.json and ledger.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { newVersionLeaf } from '../src/ledger/version-leaf.js';
+import { numberArg, repoRoot, startFhirServer, type ServerProcess } from './support/fhir-server-process.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const cli = path.join(here, '..', 'src', 'cli.js');
-const repoRoot = path.resolve(here, '..', '..');
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const duration = arg('duration', 10);
-const rate = arg('rate', 1000);
+const duration = numberArg('duration', 10);
+const rate = numberArg('rate', 1000);
 
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
+/** The server of one measurement, its request log beside its data folder. */
+function startServer(dataDir: string, env: Record<string, string>): Promise<ServerProcess> {
+  return startFhirServer(dataDir, path.join(dataDir, '..', `${path.basename(dataDir)}.log`), env);
 }
 
-interface Server { child: ChildProcess; baseUrl: string; dataDir: string }
-
-async function startServer(dataDir: string, env: Record<string, string>): Promise<Server> {
-  const port = await freePort();
-  const log = fs.openSync(path.join(dataDir, '..', `${path.basename(dataDir)}.log`), 'w');
-  const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ...env },
-    stdio: ['ignore', log, 'inherit'],
-  });
-  const baseUrl = `http://127.0.0.1:${port}/fhir`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if ((await fetch(`${baseUrl}/metadata`)).ok) break;
-    } catch {
-      if (attempt > 300 || child.exitCode !== null) throw new Error('the FHIR server did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { child, baseUrl, dataDir };
-}
-
-async function stopServer(server: Server): Promise<void> {
-  const exited = new Promise((resolve) => server.child.once('exit', resolve));
-  server.child.kill('SIGTERM');
-  await exited;
+async function stopServer(server: ServerProcess): Promise<void> {
+  await server.stop();
 }
 
 function observation(patientId: string) {
