@@ -12,7 +12,7 @@
  *
  * With DEID_MAPPING=none there is no table: everything is stored as sent.
  */
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
@@ -22,7 +22,8 @@ import {
   DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, UnpseudonymizableReference, type ReferenceSite,
 } from './deidentifier.js';
 import type { MappingTable } from './mapping-table.js';
-import { cryptoHash } from './value-transforms.js';
+import { EMPTY_VAULT, PreviewVault, type PreviewSession } from './preview-vault.js';
+import { SearchValueTranslator } from './search-translation.js';
 
 export interface DeidentificationOptions {
   /** The table in force; null for DEID_MAPPING=none. */
@@ -54,11 +55,9 @@ const MAX_CACHED_OFFSETS = 100_000;
 /** Ids resolved during one deidentify call (keyed by its context object, gone with it). */
 const resolvedIn = new WeakMap<DeidentifyContext, Map<string, string>>();
 
-/** Search parameters whose values are identifiers (token on Identifier). */
-const IDENTIFIER_PARAMS: ReadonlySet<string> = new Set(['identifier']);
-
 export class Deidentification {
   private readonly walker: MappingWalker | null;
+  private readonly searchTranslator: SearchValueTranslator | null;
   private readonly now: () => Date;
   /**
    * Date offsets already read from the vault. An offset never changes once created, so a copy in
@@ -68,6 +67,10 @@ export class Deidentification {
 
   constructor(private readonly options: DeidentificationOptions) {
     this.walker = options.table ? new MappingWalker(options.table, options.types) : null;
+    this.searchTranslator = options.table ? new SearchValueTranslator({
+      table: options.table, registry: options.registry, vault: options.vault, hashKey: options.hashKey,
+      storedIdForRead: (type, id) => this.storedIdForRead(type, id),
+    }) : null;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -276,123 +279,9 @@ export class Deidentification {
 
   // ------------------------------------------------------------------ search path
 
-  /**
-   * Search values as stored: ids of `_id` and of reference parameters through the vault, and
-   * identifier values (`identifier=<system>|<value>`) through the same rule that stored them.
-   * Lookup only: a search never creates a pseudonym. Values the vault does not know are kept, so
-   * searching by a pseudonym or a server-assigned id still works.
-   */
+  /** Search values as stored (search-translation.ts): lookup only, never creates a pseudonym. */
   translateSearch(resourceType: string | null, entries: [string, string][]): [string, string][] {
-    if (!this.walker) return entries;
-    return entries.map(([name, value]) => [name, this.translateSearchValue(resourceType, name, value)]);
-  }
-
-  private translateSearchValue(resourceType: string | null, name: string, value: string): string {
-    const target = this.finalParameter(resourceType, name);
-    if (!target) return value;
-    const { type, code, modifier } = target;
-    if (modifier === 'identifier' || IDENTIFIER_PARAMS.has(code)) {
-      if (modifier === 'of-type') {
-        // search.html#token :of-type: `[type system]|[type code]|[value]`; the identifier's own
-        // system is not given, so every domain the value is known in.
-        return mapOrValues(value, (v) => this.translateOfTypeToken(type, v));
-      }
-      return mapOrValues(value, (v) => this.translateIdentifierToken(type, v));
-    }
-    if (!this.translatesIds || type === null) return value;
-    if (code === '_id') return mapOrValues(value, (v) => [this.storedIdForRead(type, v)]);
-    const definition = this.options.registry.get(type, code);
-    // A reference value with no modifier, a type modifier, or the hierarchy modifiers names an id.
-    const typed = modifier !== undefined && /^[A-Z]/.test(modifier);
-    if (definition?.type !== 'reference' || (modifier !== undefined && !typed && modifier !== 'below' && modifier !== 'above')) return value;
-    const targets = typed ? [modifier] : definition.targets;
-    return mapOrValues(value, (v) => {
-      const literal = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
-      if (literal) return [`${literal[1] ?? ''}${literal[2]}/${this.storedIdForRead(literal[2]!, literal[3]!)}`];
-      // A bare id: whichever target type knows it.
-      for (const t of targets) {
-        const stored = this.storedIdForRead(t, v);
-        if (stored !== v) return [stored];
-      }
-      return [v];
-    });
-  }
-
-  /**
-   * The parameter a search name finally tests, through reverse chains and chains
-   * (search.html#has, #chaining): `_has:Observation:patient:identifier` → Observation
-   * `identifier`; `subject:Patient.identifier` → Patient `identifier`; `patient._id` → Patient
-   * `_id`. The type is null when the chain's target type cannot be told.
-   */
-  private finalParameter(resourceType: string | null, name: string): { type: string | null; code: string; modifier: string | undefined } | null {
-    let type = resourceType;
-    let rest = name;
-    while (rest.startsWith('_has:')) {
-      // _has:<type>:<reference parameter>:<rest>
-      const parts = rest.split(':');
-      if (parts.length < 4) return null;
-      type = parts[1]!;
-      rest = parts.slice(3).join(':');
-    }
-    const links = rest.split('.');
-    for (let i = 0; i < links.length - 1; i++) {
-      const [code, modifier] = splitModifier(links[i]!);
-      if (modifier !== undefined && /^[A-Z]/.test(modifier)) {
-        type = modifier;
-        continue;
-      }
-      const definition = type ? this.options.registry.get(type, code) : undefined;
-      type = definition?.targets.length === 1 ? definition.targets[0]! : null;
-    }
-    const [code, modifier] = splitModifier(links[links.length - 1]!);
-    return { type, code, modifier };
-  }
-
-  /** `[type system]|[type code]|[value]` → the same with the value's pseudonyms, in any domain. */
-  private translateOfTypeToken(resourceType: string | null, token: string): string[] {
-    const vault = this.options.vault;
-    const first = indexOfUnescaped(token, '|');
-    const second = first === -1 ? -1 : first + 1 + indexOfUnescaped(token.slice(first + 1), '|');
-    if (first === -1 || second === first) return [token];
-    const prefix = token.slice(0, second + 1);
-    const value = token.slice(second + 1);
-    const rule = this.identifierRule(resourceType);
-    if (rule === 'cryptoHash' && Buffer.isBuffer(this.options.hashKey)) return [`${prefix}${cryptoHashOf(value, this.options.hashKey)}`];
-    if (rule !== 'pseudonymize' || 'unavailable' in vault || value === '') return [token];
-    return [token, ...vault.lookupInAnyDomain(unescapeSearchValue(value)).map((p) => `${prefix}${p.pseudonym}`)];
-  }
-
-  /** `system|value` or `value` → the stored token(s), found by the rule that stores identifiers. */
-  private translateIdentifierToken(resourceType: string | null, token: string): string[] {
-    const vault = this.options.vault;
-    const bar = indexOfUnescaped(token, '|');
-    const system = bar === -1 ? undefined : token.slice(0, bar);
-    const value = bar === -1 ? token : token.slice(bar + 1);
-    if (value === '') return [token];
-    const rule = this.identifierRule(resourceType);
-    if (rule === 'cryptoHash' && Buffer.isBuffer(this.options.hashKey)) {
-      return [bar === -1 ? cryptoHashOf(value, this.options.hashKey) : `${system}|${cryptoHashOf(value, this.options.hashKey)}`];
-    }
-    if (rule !== 'pseudonymize' || 'unavailable' in vault) return [token];
-    if (system !== undefined) {
-      const pseudonym = vault.lookup(system === '' ? NO_SYSTEM_DOMAIN : system, unescapeSearchValue(value));
-      return [pseudonym === undefined ? token : `${system}|${pseudonym}`];
-    }
-    // No system: every domain the value is known in (search.html#token: value alone matches any system).
-    const found = vault.lookupInAnyDomain(unescapeSearchValue(value)).map((p) => `${p.domain === NO_SYSTEM_DOMAIN ? '' : p.domain}|${p.pseudonym}`);
-    return [token, ...found];
-  }
-
-  /** The method the table applies to `<Type>.identifier` (the first rule for an Identifier there). */
-  private identifierRule(resourceType: string | null): string | undefined {
-    for (const rule of this.options.table!.rules) {
-      const t = rule.path.terminal;
-      const source = rule.path.source;
-      const applies = (t.kind === 'type' && t.type === 'Identifier' && (!source.includes('.descendants') || source.startsWith(`${resourceType}.`)))
-        || (t.kind === 'name' && t.name === 'identifier' && (source.startsWith('Resource.') || source.startsWith(`${resourceType}.`) || source.startsWith('DomainResource.')));
-      if (applies) return rule.method;
-    }
-    return undefined;
+    return this.searchTranslator ? this.searchTranslator.translate(resourceType, entries) : entries;
   }
 
   // ------------------------------------------------------------------ re-identification
@@ -427,88 +316,9 @@ export class Deidentification {
   }
 }
 
-/** The made-up pseudonyms of one preview run. */
-export interface PreviewSession {
-  readonly vault: PseudonymVault;
-}
-
-/** No vault at all: previews then make every pseudonym up. */
-const EMPTY_VAULT: PseudonymVault = {
-  pseudonymize() { throw new VaultUnavailableError('no vault'); },
-  lookup: () => undefined,
-  lookupInAnyDomain: () => [],
-  reveal: () => undefined,
-  dateOffsetDays() { throw new VaultUnavailableError('no vault'); },
-  close() {},
-};
-
-/** A vault that reads the real one and keeps what it would create to itself (previews store nothing). */
-class PreviewVault implements PseudonymVault {
-  private readonly made = new Map<string, string>();
-  private readonly offsets = new Map<string, number>();
-  constructor(private readonly base: PseudonymVault) {}
-  pseudonymize(domain: string, real: string): string {
-    const key = `${domain}\u0000${real}`;
-    const known = this.made.get(key) ?? this.base.lookup(domain, real);
-    if (known !== undefined) return known;
-    const made = randomUUID();
-    this.made.set(key, made);
-    return made;
-  }
-  lookup(domain: string, real: string) { return this.base.lookup(domain, real); }
-  lookupInAnyDomain(real: string) { return this.base.lookupInAnyDomain(real); }
-  reveal(domain: string, pseudonym: string) { return this.base.reveal(domain, pseudonym); }
-  dateOffsetDays(subject: string, maxDays: number): number {
-    let days = this.offsets.get(subject);
-    if (days === undefined) {
-      days = -randomInt(1, maxDays + 1);
-      this.offsets.set(subject, days);
-    }
-    return days;
-  }
-  close(): void {}
-}
-
 function vaultUnavailable(reason: string): FhirError {
   return new FhirError(503, {
     severity: 'error', code: 'transient',
     diagnostics: `De-identification is unavailable, so writes are refused rather than storing identified data: ${reason}`,
   });
-}
-
-function splitModifier(name: string): [string, string | undefined] {
-  const colon = name.indexOf(':');
-  return colon === -1 ? [name, undefined] : [name.slice(0, colon), name.slice(colon + 1)];
-}
-
-function indexOfUnescaped(text: string, char: string): number {
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === '\\') i++;
-    else if (text[i] === char) return i;
-  }
-  return -1;
-}
-
-/** Applies `fn` to each comma-separated alternative (search.html#escaping: `\,` is not a separator). */
-function mapOrValues(value: string, fn: (v: string) => string[]): string {
-  const parts: string[] = [];
-  let start = 0;
-  for (let i = 0; i < value.length; i++) {
-    if (value[i] === '\\') i++;
-    else if (value[i] === ',') {
-      parts.push(value.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(value.slice(start));
-  return parts.flatMap(fn).join(',');
-}
-
-/** search.html#escaping: the vault holds values, not their escaped search form. */
-function unescapeSearchValue(value: string): string {
-  return value.replace(/\\([\\,|$])/g, '$1');
-}
-
-function cryptoHashOf(value: string, key: Buffer): string {
-  return cryptoHash(unescapeSearchValue(value), key);
 }

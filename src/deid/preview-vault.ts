@@ -1,0 +1,49 @@
+/**
+ * The vaults of previews (`$deidentify`, `fhir-ledger deid`): they read the real vault and keep
+ * what they would create to themselves, so a preview stores nothing yet links a patient's
+ * resources within one run.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
+
+/** The made-up pseudonyms of one preview run. */
+export interface PreviewSession {
+  readonly vault: PseudonymVault;
+}
+
+/** No vault at all: previews then make every pseudonym up. */
+export const EMPTY_VAULT: PseudonymVault = {
+  pseudonymize() { throw new VaultUnavailableError('no vault'); },
+  lookup: () => undefined,
+  lookupInAnyDomain: () => [],
+  reveal: () => undefined,
+  dateOffsetDays() { throw new VaultUnavailableError('no vault'); },
+  close() {},
+};
+
+/** A vault that reads the real one and keeps what it would create to itself (previews store nothing). */
+export class PreviewVault implements PseudonymVault {
+  private readonly made = new Map<string, string>();
+  private readonly offsets = new Map<string, number>();
+  constructor(private readonly base: PseudonymVault) {}
+  pseudonymize(domain: string, real: string): string {
+    const key = `${domain}\u0000${real}`;
+    const known = this.made.get(key) ?? this.base.lookup(domain, real);
+    if (known !== undefined) return known;
+    const made = randomUUID();
+    this.made.set(key, made);
+    return made;
+  }
+  lookup(domain: string, real: string) { return this.base.lookup(domain, real); }
+  lookupInAnyDomain(real: string) { return this.base.lookupInAnyDomain(real); }
+  reveal(domain: string, pseudonym: string) { return this.base.reveal(domain, pseudonym); }
+  dateOffsetDays(subject: string, maxDays: number): number {
+    let days = this.offsets.get(subject);
+    if (days === undefined) {
+      days = -randomInt(1, maxDays + 1);
+      this.offsets.set(subject, days);
+    }
+    return days;
+  }
+  close(): void {}
+}
