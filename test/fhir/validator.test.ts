@@ -99,20 +99,13 @@ const MAX_EXAMPLE_BYTES = 300_000;
 describe('ResourceValidator', function () {
   let validator: ResourceValidator;
   let fhirpathOnly: ResourceValidator;
-  let startupMs = 0;
 
   before(function () {
-    const start = performance.now();
     validator = ResourceValidator.create({ profilesDir: PROFILES_DIR });
-    startupMs = performance.now() - start;
     fhirpathOnly = ResourceValidator.create({ profilesDir: PROFILES_DIR, fastPath: false });
   });
 
   describe('start-up and metadata', function () {
-    it('starts in under 3 s', function () {
-      expect(startupMs).to.be.below(3000);
-    });
-
     it('knows the R4 resource types of the official schema, and only those', function () {
       expect(validator.resourceTypes.size).to.equal(146);
       for (const t of ['Patient', 'Observation', 'RiskAssessment', 'Bundle', 'Parameters']) expect(validator.isKnownResourceType(t)).to.equal(true);
@@ -488,19 +481,6 @@ describe('ResourceValidator', function () {
           expect(validator.validate(resource), name).to.deep.equal(fhirpathOnly.validate(resource));
         }
       }
-    });
-  });
-
-  describe('performance', function () {
-    it('validates the Observation example in well under 60 µs on average', function () {
-      const r = example('Observation-example');
-      for (let i = 0; i < 2000; i++) validator.validate(r);
-      const n = 5000;
-      const start = performance.now();
-      for (let i = 0; i < n; i++) validator.validate(r);
-      const micros = ((performance.now() - start) * 1000) / n;
-      // Generous bound (the measured mean is ~11 µs) so that a loaded CI machine does not flake.
-      expect(micros).to.be.below(60);
     });
   });
 });

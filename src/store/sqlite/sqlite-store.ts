@@ -22,6 +22,7 @@ import type {
 } from '../store.js';
 import { CurrentVersionCache } from '../current-version-cache.js';
 import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
+import { WalCheckpointer, WRITER_AUTOCHECKPOINT_PAGES } from './wal-checkpointer.js';
 import { searchCountSql, searchPageSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
 
 type Db = Database.Database;
@@ -42,6 +43,8 @@ export interface SqliteStoreOptions {
   synchronous: 'NORMAL' | 'FULL';
   /** Current versions kept in memory for reads by id (0 disables the cache). */
   readCacheEntries: number;
+  /** Checkpoint the write-ahead log from a worker thread (wal-checkpointer.ts); default true. */
+  backgroundCheckpoints?: boolean;
 }
 
 /** Applies the migrations the file lacks; returns the schema version the file had. */
@@ -202,6 +205,7 @@ export class SqliteStore implements Store {
   /** Versions written by the open batch; they reach the cache only once COMMIT returned. */
   private batchWrites: StoredVersion[] = [];
   private readonly cache: CurrentVersionCache;
+  private readonly checkpointer: WalCheckpointer | undefined;
   readonly ledger: LedgerStore;
 
   constructor(options: SqliteStoreOptions) {
@@ -213,6 +217,10 @@ export class SqliteStore implements Store {
     this.writer.pragma('busy_timeout = 5000');
     this.writer.pragma('foreign_keys = ON');
     applyMigrations(this.writer);
+    if (options.backgroundCheckpoints !== false) {
+      this.writer.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
+      this.checkpointer = new WalCheckpointer({ file: options.file, synchronous: options.synchronous });
+    }
     this.reader = new Database(options.file, { readonly: true });
     this.reader.pragma('busy_timeout = 5000');
     this.writerStatements = new StatementCache(this.writer);
@@ -425,6 +433,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.batchScheduled) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.checkpointer?.stop();
     this.reader.close();
     this.writer.close();
   }
