@@ -1,8 +1,8 @@
 /**
  * One layer of the read path at a time, to show where a read's time goes (bench/read-layers.bench.ts):
  *   bare        Koa answering the same bytes (the rest-core baseline)
- *   log         + the server's request logger (pino, one line per request, buffered to a file)
- *   router      + @koa/router holding the same 12 path layers as http/app.ts (reads answered as bare)
+ *   log         + the server's request logger (pino, one line per request, the server's batching destination)
+ *   router      + @koa/router holding the same six URL-shape layers as http/app.ts (reads answered as bare)
  *   http        the whole http/ layer of the server (logger, errors, negotiation, @koa/router with
  *               the FHIR route table, the read handler) over an in-memory version: no storage
  * Usage: node dist/bench/read-layers-server.js <layer> <body file> <log file>  (prints {"port":N})
@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
 import { pino } from 'pino';
+import { BufferedLogDestination } from '../src/buffered-log-destination.js';
 import { createApp } from '../src/http/app.js';
 import { requestLogger } from '../src/http/middleware/request-logger.js';
 import type { DeidService } from '../src/services/deid-service.js';
@@ -27,7 +28,8 @@ const version: StoredVersion = {
   resourceType: resource.resourceType, id: resource.id, versionId: Number(resource.meta.versionId),
   lastUpdated: resource.meta.lastUpdated, deleted: false, json: body,
 };
-const logger = pino({}, pino.destination({ dest: logFile, sync: false, minLength: 8192 }));
+// The server's own log destination (server.ts createLogger).
+const logger = pino({}, new BufferedLogDestination(fs.openSync(logFile, 'w'), { flushChars: 16_384 }));
 
 function bareHandler(ctx: Koa.Context): void {
   ctx.set('ETag', `W/"${version.versionId}"`);
@@ -53,11 +55,11 @@ if (layer === 'http') {
   app.use(requestLogger(logger, (type) => type === 'Patient'));
   const router = new Router({ prefix: '/fhir' });
   const unused = (ctx: Koa.Context) => { ctx.status = 500; };
+  // The six URL shapes of http/app.ts, with their methods; reads answered as bare.
   const layers: [string, string[]][] = [
-    ['/metadata', ['GET']], ['/', ['GET', 'POST']], ['/_history', ['GET']], ['/_search', ['POST']],
-    ['/:type', ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']], ['/:type/_history', ['GET']], ['/:type/_search', ['POST']],
-    ['/:type/$validate', ['POST']], ['/:type/:id', ['GET', 'PUT', 'PATCH', 'DELETE']], ['/:type/:id/_history', ['GET']],
-    ['/:type/:id/_history/:vid', ['GET']], ['/:type/:id/$validate', ['POST']],
+    ['/', ['GET', 'HEAD', 'POST']], ['/:type', ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']],
+    ['/:type/:id', ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']], ['/:type/:id/:compartmentType', ['GET', 'HEAD', 'POST']],
+    ['/:type/:id/_history/:vid', ['GET', 'HEAD']], ['/:type/:id/_history/:vid/$verify', ['GET', 'HEAD']],
   ];
   for (const [path, methods] of layers) {
     router.register(path, methods, path === '/:type/:id' ? (ctx) => (ctx.method === 'GET' ? bareHandler(ctx) : unused(ctx)) : unused);

@@ -36,21 +36,43 @@ export interface AppDependencies {
   deid: DeidService;
 }
 
+type MethodTable = Partial<Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', Koa.Middleware>>;
+
 export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
   const handlers = resourceHandlers(deps.resources, deps.search, deps.limits);
   const router = new Router({ prefix: '/fhir' });
 
   /**
-   * One router layer per path, dispatching on the method: @koa/router tests every layer's
-   * pattern on every request, so one layer per (path, method) pair would cost a read several
-   * pattern tests and closures (see bench/read-layers.bench.ts). Methods not in the table are
-   * answered 405 by allowedMethods below.
+   * One router layer per URL shape of the FHIR grammar (http.html): `[base]/x`, `[base]/x/y`,
+   * `[base]/x/y/z`, …, each dispatching on its reserved segment (`metadata`, `_history`,
+   * `_search`, `$operation`), else on what the segment means there (a type, an id, a
+   * compartment), then on the method. @koa/router tests every layer's pattern on every request,
+   * so a layer per path (18 of them) cost a read about 1 µs more than these six
+   * (bench/read-layers.bench.ts). A method no table of a shape has is answered 405 by
+   * allowedMethods below; one that the matched segment lacks, 405 here.
    */
-  const route = (path: string, byMethod: Partial<Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', Koa.Middleware>>) => {
-    const table: Record<string, Koa.Middleware> = { ...byMethod };
-    if (byMethod.GET) table.HEAD = byMethod.GET;
-    router.register(path, Object.keys(table), (ctx, next) => table[ctx.method]!(ctx, next));
+  const shape = (path: string, segmentParam: string, literals: Record<string, MethodTable | undefined>, otherwise?: MethodTable) => {
+    const tables = new Map<string, Record<string, Koa.Middleware>>();
+    const methods = new Set<string>();
+    const complete = (table: MethodTable): Record<string, Koa.Middleware> => {
+      const full: Record<string, Koa.Middleware> = { ...table };
+      if (table.GET) full.HEAD = table.GET;
+      for (const method of Object.keys(full)) methods.add(method);
+      return full;
+    };
+    for (const [segment, table] of Object.entries(literals)) if (table) tables.set(segment, complete(table));
+    const fallback = otherwise ? complete(otherwise) : undefined;
+    router.register(path, [...methods], (ctx, next) => {
+      let table = tables.get(ctx.params[segmentParam]!);
+      // A reserved segment is not a parameter: `Patient/$validate` has no id.
+      if (table) delete ctx.params[segmentParam];
+      else table = fallback;
+      const handler = table?.[ctx.method];
+      if (handler) return handler(ctx, next);
+      if (!table) throw FhirError.notFound(`No FHIR interaction for ${ctx.method} on this URL`);
+      throw new FhirError(405, { severity: 'error', code: 'not-supported', diagnostics: 'Method not allowed on this URL' });
+    });
   };
 
   // http.html#transaction: POST [base]; '/' under the '/fhir' prefix matches `/fhir` and `/fhir/`.
@@ -60,41 +82,43 @@ export function createApp(deps: AppDependencies): Koa {
       baseUrl: fhirBaseUrl(ctx), returnPreference: preferences(ctx).return,
     }));
   };
-  route('/metadata', { GET: (ctx) => sendJson(ctx, 200, deps.capabilityStatement(fhirBaseUrl(ctx))) });
-  route('/', { GET: handlers.systemSearch, POST: processBundle });
-  route('/_history', { GET: handlers.systemHistory });
-  route('/_search', { POST: handlers.systemSearchPost });
-  // The ledger's literal operations, before the `:type` / `:id` / compartment patterns they would match.
-  if (deps.ledger) {
-    const ledger = ledgerHandlers(deps.ledger, deps.resources);
-    route('/$ledger', { GET: ledger.status });
-    route('/:type/:id/$verify', { GET: ledger.verifyResource });
-    route('/:type/:id/_history/:vid/$verify', { GET: ledger.verifyVersion });
-  }
-  // De-identification operations (deid-service.ts), before the patterns they would match.
-  route('/$deidentify', {
-    POST: async (ctx) => sendJson(ctx, 200, await deps.deid.preview(await readResourceBody(ctx, deps.limits))),
-  });
-  route('/:type/:id/$reidentify', {
-    GET: async (ctx) => sendJson(ctx, 200, await deps.deid.reidentify({
-      resourceType: ctx.params.type!, id: ctx.params.id!, authorization: ctx.get('authorization') || undefined, clientAddress: ctx.ip || undefined,
-    })),
-  });
-  route('/:type', {
+  const ledger = deps.ledger ? ledgerHandlers(deps.ledger, deps.resources) : undefined;
+  router.register('/', ['GET', 'HEAD', 'POST'], (ctx) => (ctx.method === 'POST' ? processBundle(ctx) : handlers.systemSearch(ctx)));
+  // [base]/metadata | _history | _search | $ledger | $deidentify | [type]
+  shape('/:type', 'type', {
+    metadata: { GET: (ctx) => sendJson(ctx, 200, deps.capabilityStatement(fhirBaseUrl(ctx))) },
+    _history: { GET: handlers.systemHistory },
+    _search: { POST: handlers.systemSearchPost },
+    $ledger: ledger && { GET: ledger.status },
+    $deidentify: { POST: async (ctx) => sendJson(ctx, 200, await deps.deid.preview(await readResourceBody(ctx, deps.limits))) },
+  }, {
     GET: handlers.search,
     POST: handlers.create,
     PUT: requireQuery(handlers.conditionalUpdate),
     PATCH: requireQuery(handlers.conditionalPatch),
     DELETE: requireQuery(handlers.conditionalDelete),
   });
-  route('/:type/_history', { GET: handlers.typeHistory });
-  route('/:type/_search', { POST: handlers.searchPost });
-  route('/:type/$validate', { POST: handlers.validate });
-  route('/:type/:id', { GET: handlers.read, PUT: handlers.update, PATCH: handlers.patch, DELETE: handlers.delete });
-  route('/:type/:id/_history', { GET: handlers.instanceHistory });
-  route('/:type/:id/_history/:vid', { GET: handlers.vread });
-  route('/:type/:id/$validate', { POST: handlers.validate });
-  route('/:type/:id/:compartmentType', { GET: handlers.compartmentSearch });
+  // [type]/_history | _search | $validate | [id]
+  shape('/:type/:id', 'id', {
+    _history: { GET: handlers.typeHistory },
+    _search: { POST: handlers.searchPost },
+    $validate: { POST: handlers.validate },
+  }, { GET: handlers.read, PUT: handlers.update, PATCH: handlers.patch, DELETE: handlers.delete });
+  // [type]/[id]/_history | $validate | $verify | $reidentify | [compartment type]
+  shape('/:type/:id/:compartmentType', 'compartmentType', {
+    _history: { GET: handlers.instanceHistory },
+    $validate: { POST: handlers.validate },
+    $verify: ledger && { GET: ledger.verifyResource },
+    $reidentify: {
+      GET: async (ctx) => sendJson(ctx, 200, await deps.deid.reidentify({
+        resourceType: ctx.params.type!, id: ctx.params.id!, authorization: ctx.get('authorization') || undefined, clientAddress: ctx.ip || undefined,
+      })),
+    },
+  }, { GET: handlers.compartmentSearch });
+  // [type]/[id]/_history/[vid]
+  shape('/:type/:id/_history/:vid', 'vid', {}, { GET: handlers.vread });
+  // [type]/[id]/_history/[vid]/$verify
+  if (ledger) shape('/:type/:id/_history/:vid/$verify', 'vid', {}, { GET: ledger.verifyVersion });
 
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger, (segment) => deps.resources.isKnownType(segment)));

@@ -31,9 +31,21 @@ export function fhirBaseUrl(ctx: Context): string {
   return (ctx as { publicBaseUrl?: string }).publicBaseUrl ?? `${ctx.protocol}://${ctx.host}/fhir`;
 }
 
+/**
+ * The ETag and Last-Modified values of a version object, made once: a hot read serves the same
+ * cached object again and again, and parsing and formatting its date per request showed in the
+ * read profile.
+ */
+const versionHeaders = new WeakMap<StoredVersion, { etag: string; lastModified: string }>();
+
 export function setVersionHeaders(ctx: Context, version: StoredVersion): void {
-  ctx.set('ETag', weakETag(version.versionId));
-  ctx.set('Last-Modified', new Date(version.lastUpdated).toUTCString());
+  let headers = versionHeaders.get(version);
+  if (!headers) {
+    headers = { etag: weakETag(version.versionId), lastModified: new Date(version.lastUpdated).toUTCString() };
+    versionHeaders.set(version, headers);
+  }
+  ctx.set('ETag', headers.etag);
+  ctx.set('Last-Modified', headers.lastModified);
 }
 
 export function sendJson(ctx: Context, status: number, body: string | object): void {
