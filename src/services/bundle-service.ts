@@ -64,17 +64,25 @@ export class BundleService {
   private async transaction(rawEntries: unknown[], options: BundleOptions): Promise<Resource> {
     // Every entry is checked before anything runs: a malformed entry fails the whole bundle.
     const requests = rawEntries.map((entry, index) => this.checkedEntryRequest(entry, index, options));
-    assertNoDuplicateTargets(requests);
     const store = this.resources.storeForTransactions;
     const responses = await store.transaction(async (tx) => {
-      const references = await this.resolveFullUrls(tx, requests);
-      // Ids this transaction assigned: references to them are stored ids, not client ids to pseudonymize.
-      const issuedIds = new Set(requests.flatMap((r) => (r.assignedId !== undefined && !r.matchedExisting ? [r.assignedId] : [])));
+      await this.assertNoOverlappingTargets(tx, requests);
       const out = new Array<EntryResponse>(requests.length);
-      for (const request of transactionOrder(requests)) {
+      // What each write finally touched must not overlap either (a conditional create that
+      // matched a resource another entry also writes).
+      const touched = new Map<string, number>();
+      const run = async (request: BundleEntryRequest, references: Map<string, string>, issuedIds?: ReadonlySet<string>) => {
         try {
           if (request.resource) replaceReferences(request.resource, references);
-          out[request.index] = await this.execute(tx, request, options, issuedIds);
+          const { entry, identity } = await this.execute(tx, request, options, issuedIds);
+          if (identity !== undefined) {
+            const earlier = touched.get(identity);
+            if (earlier !== undefined) {
+              throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] resolve to the same resource`, 'invalid');
+            }
+            touched.set(identity, request.index);
+          }
+          out[request.index] = entry;
         } catch (error) {
           if (error instanceof FhirError) {
             // The whole transaction fails with the entry's error, located at its entry.
@@ -82,7 +90,16 @@ export class BundleService {
           }
           throw error;
         }
-      }
+      };
+      const ordered = transactionOrder(requests);
+      // Step 1, DELETE, runs before anything is resolved: what it removes is gone for the
+      // conditional creates and conditional references of the later steps.
+      for (const request of ordered) if (request.method === 'DELETE') await run(request, new Map());
+      const references = await this.resolveFullUrls(tx, requests);
+      assertLocalReferencesResolve(requests, references);
+      // Ids this transaction assigned: references to them are stored ids, not client ids to pseudonymize.
+      const issuedIds = new Set(requests.flatMap((r) => (r.assignedId !== undefined && !r.matchedExisting ? [r.assignedId] : [])));
+      for (const request of ordered) if (request.method !== 'DELETE') await run(request, references, issuedIds);
       return out;
     });
     return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
@@ -130,35 +147,71 @@ export class BundleService {
     return references;
   }
 
+  /**
+   * Runs one entry; for a write, also says which resource it resolved to (`Type/id` as stored),
+   * for the overlap rule of http.html#trules.
+   */
+  /**
+   * http.html#trules: "If any resource identities (including resolved identities from
+   * conditional update/delete) overlap in steps 1-3, then the transaction SHALL fail." The
+   * DELETE, PUT and PATCH entries' targets, conditional ones resolved against the store as it
+   * is before the transaction, compared as stored ids.
+   */
+  private async assertNoOverlappingTargets(tx: StoreTransaction, requests: BundleEntryRequest[]): Promise<void> {
+    const seen = new Map<string, number>();
+    for (const request of requests) {
+      if (request.method !== 'DELETE' && request.method !== 'PUT' && request.method !== 'PATCH') continue;
+      const type = request.target.resourceType!;
+      let id: string | undefined;
+      if (request.target.id !== undefined) {
+        id = this.resources.storedId(type, request.target.id);
+      } else if (request.target.query !== undefined) {
+        const matches = await this.resources.conditionalMatches(tx, type, request.target.query, 2);
+        if (matches.length === 1) id = matches[0]!.id;
+      }
+      if (id === undefined) continue;
+      const key = `${type}/${id}`;
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] both modify the same ${type}`, 'invalid', [`Bundle.entry[${request.index}]`]);
+      }
+      seen.set(key, request.index);
+    }
+  }
+
   private async execute(tx: StoreTransaction, request: BundleEntryRequest, options: BundleOptions,
-    issuedIds: ReadonlySet<string> = new Set()): Promise<EntryResponse> {
+    issuedIds: ReadonlySet<string> = new Set()): Promise<{ entry: EntryResponse; identity?: string }> {
     const { target } = request;
     // checkShape (fhir/bundle-plan.ts) guarantees a type on every write entry.
     const resourceType = target.resourceType!;
+    const written = (result: WriteResult) => ({
+      entry: this.writeResponse(result, options),
+      ...(result.version ? { identity: `${resourceType}/${result.version.id}` } : {}),
+    });
     switch (request.method) {
       case 'GET':
       case 'HEAD':
-        return this.executeRead(tx, request, options);
+        return { entry: await this.executeRead(tx, request, options) };
       case 'POST': {
         if (request.matchedExisting) {
-          return this.writeResponse({ status: 200, version: request.matchedExisting, matchedExisting: true }, options);
+          return written({ status: 200, version: request.matchedExisting, matchedExisting: true });
         }
         const prepared = await this.resources.prepareResource({ ...request.resource!, id: request.assignedId! },
           { id: request.assignedId!, issuedIds });
         const version = await this.resources.commitVersion(tx, resourceType, request.assignedId!, prepared, undefined);
-        return this.writeResponse({ status: 201, version }, options);
+        return written({ status: 201, version });
       }
       case 'PUT':
-        if (target.id) return this.writeResponse(await this.resources.update(resourceType, target.id, request.resource!, request.ifMatch, tx, issuedIds), options);
-        return this.writeResponse(await this.resources.conditionalUpdate(resourceType, target.query ?? '', request.resource!, tx, issuedIds), options);
+        if (target.id) return written(await this.resources.update(resourceType, target.id, request.resource!, request.ifMatch, tx, issuedIds));
+        return written(await this.resources.conditionalUpdate(resourceType, target.query ?? '', request.resource!, tx, issuedIds));
       case 'PATCH': {
         const operations = patchOperations(request);
-        if (target.id) return this.writeResponse(await this.resources.patch(resourceType, target.id, operations, request.ifMatch, tx), options);
-        return this.writeResponse(await this.resources.conditionalPatch(resourceType, target.query ?? '', operations, tx), options);
+        if (target.id) return written(await this.resources.patch(resourceType, target.id, operations, request.ifMatch, tx));
+        return written(await this.resources.conditionalPatch(resourceType, target.query ?? '', operations, tx));
       }
       case 'DELETE':
-        if (target.id) return this.writeResponse(await this.resources.delete(resourceType, target.id, tx), options);
-        return this.writeResponse(await this.resources.conditionalDelete(resourceType, target.query ?? '', tx), options);
+        if (target.id) return written(await this.resources.delete(resourceType, target.id, tx));
+        return written(await this.resources.conditionalDelete(resourceType, target.query ?? '', tx));
     }
   }
 
@@ -241,7 +294,7 @@ export class BundleService {
       case 'POST':
         return this.writeResponse(await this.resources.create(target.resourceType!, request.resource!, request.ifNoneExist), options);
       default:
-        return this.resources.storeForTransactions.transaction((tx) => this.execute(tx, request, options));
+        return (await this.resources.storeForTransactions.transaction((tx) => this.execute(tx, request, options))).entry;
     }
   }
 }
@@ -286,17 +339,19 @@ function locate(error: FhirError, index: number): FhirError {
   return new FhirError(error.status, error.issues.map((i) => locateIssue(i, index)), error.headers);
 }
 
-/** http.html#trules: no two entries may touch the same resource. */
-function assertNoDuplicateTargets(requests: BundleEntryRequest[]): void {
-  const seen = new Map<string, number>();
+/**
+ * A `urn:uuid:` / `urn:oid:` reference names an entry of this bundle (http.html#trules); one
+ * that no entry has as its fullUrl would be stored as a reference to nothing.
+ */
+function assertLocalReferencesResolve(requests: BundleEntryRequest[], references: Map<string, string>): void {
   for (const request of requests) {
-    if (request.method === 'GET' || request.method === 'HEAD' || !request.target.id) continue;
-    const key = `${request.target.resourceType}/${request.target.id}`;
-    const earlier = seen.get(key);
-    if (earlier !== undefined) {
-      throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] both modify the same ${request.target.resourceType}`, 'invalid', [`Bundle.entry[${request.index}]`]);
+    if (!request.resource) continue;
+    for (const reference of collectReferences(request.resource)) {
+      if ((reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) && !references.has(reference)) {
+        throw FhirError.badRequest(`Bundle.entry[${request.index}]: the reference ${reference.slice(0, 9)}… names no entry of this transaction (no entry has it as fullUrl)`,
+          'invalid', [`Bundle.entry[${request.index}]`]);
+      }
     }
-    seen.set(key, request.index);
   }
 }
 

@@ -307,6 +307,11 @@ export class ResourceService {
   }
 
   /** `$validate` (FHIR R4 resource-operation-validate): the issues, no storage. */
+  /** The id a client's id is stored under (a pseudonym when the mapping table pseudonymizes ids). */
+  storedId(resourceType: string, clientId: string): string {
+    return this.deid.storedIdForRead(resourceType, clientId);
+  }
+
   validateOnly(resourceType: string, body: Resource): OutcomeIssue[] {
     this.assertBodyType(resourceType, body);
     return this.validator.validate(body);

@@ -94,6 +94,51 @@ describe('batch and transaction bundles (e2e)', () => {
     expect(res.status).to.equal(400);
   });
 
+  it('a conditional create sees what the DELETE of the same transaction removed (DELETE runs first)', async () => {
+    const mrn = { system: 'urn:test:order-mrn', value: 'ORD-1' };
+    await server.request('POST', '/fhir/Patient', { body: { resourceType: 'Patient', identifier: [mrn] } });
+    const res = await server.request('POST', '/fhir', { body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { fullUrl: 'urn:uuid:22222222-2222-4222-8222-222222222222', resource: { resourceType: 'Patient', identifier: [mrn], gender: 'other' },
+          request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${mrn.system}|${mrn.value}` } },
+        { request: { method: 'DELETE', url: `Patient?identifier=${mrn.system}|${mrn.value}` } },
+      ],
+    } });
+    expect(res.status).to.equal(200);
+    expect(res.json.entry.map((e: any) => e.response.status)).to.deep.equal(['201 Created', '204 No Content']);
+    const found = (await server.request('GET', `/fhir/Patient?identifier=${mrn.system}|${mrn.value}`)).json;
+    expect(found.entry.map((e: any) => e.resource.gender)).to.deep.equal(['other']);
+  });
+
+  it('fails when a conditional entry resolves to a resource another entry writes (identities overlap)', async () => {
+    const mrn = { system: 'urn:test:overlap-mrn', value: 'OV-1' };
+    const created = (await server.request('POST', '/fhir/Patient', { body: { resourceType: 'Patient', identifier: [mrn], gender: 'male' } })).json;
+    const before = (await server.request('GET', '/fhir/_history?_count=0')).json.total;
+    const res = await server.request('POST', '/fhir', { body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { resourceType: 'Patient', identifier: [mrn], gender: 'female' }, request: { method: 'PUT', url: `Patient?identifier=${mrn.system}|${mrn.value}` } },
+        { request: { method: 'DELETE', url: `Patient/${created.id}` } },
+      ],
+    } });
+    expect(res.status).to.equal(400);
+    expect(res.json.issue[0].diagnostics).to.match(/both modify the same Patient/);
+    expect((await server.request('GET', '/fhir/_history?_count=0')).json.total).to.equal(before);
+    expect((await server.request('GET', `/fhir/Patient/${created.id}`)).json.gender).to.equal('male');
+  });
+
+  it('refuses a urn:uuid reference that no entry of the transaction has as fullUrl', async () => {
+    const before = (await server.request('GET', '/fhir/_history?_count=0')).json.total;
+    const res = await server.request('POST', '/fhir', { body: {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:33333333-3333-4333-8333-333333333333' } },
+          request: { method: 'POST', url: 'Observation' } },
+      ],
+    } });
+    expect(res.status).to.equal(400);
+    expect(res.json.issue[0].expression).to.deep.equal(['Bundle.entry[0]']);
+    expect((await server.request('GET', '/fhir/_history?_count=0')).json.total).to.equal(before);
+  });
+
   it('batch entries succeed or fail alone', async () => {
     const res = await client.batch({ body: {
       resourceType: 'Bundle', type: 'batch', entry: [
