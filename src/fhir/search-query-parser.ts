@@ -467,7 +467,8 @@ function applyControlParameter(query: SearchQuery, result: SearchResultOptions, 
       result.revinclude.push(...parseInclude(value, registry, name.endsWith(':iterate'), ignored, name));
       break;
     case '_snapshot':
-      if (!/^\d{1,15}$/.test(value)) throw badValue('_snapshot', value, 'the value from a paging link');
+      // Opaque to clients: the store's position when the first page was served (store/).
+      if (!/^\d{1,15}-\d{1,15}$/.test(value)) throw badValue('_snapshot', value, 'the value from a paging link');
       query.snapshot = value;
       break;
     default:

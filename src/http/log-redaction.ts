@@ -22,8 +22,8 @@ const SAFE_VALUE_PARAMETERS = new Set([
   '_format', '_pretty', '_snapshot', '_contained', '_containedType',
 ]);
 
-/** Of those, the ones whose values are numbers (page sizes, offsets, page tokens). */
-const NUMERIC_PARAMETERS = new Set(['_count', '_offset', '_snapshot']);
+/** Of those, the ones whose values are numbers (page sizes, offsets); a page token is digits and a hyphen. */
+const NUMERIC_PARAMETERS = new Set(['_count', '_offset']);
 
 /**
  * Operation names kept in a route: this server's own and the common ones of FHIR R4

@@ -134,11 +134,46 @@ describe('search features (e2e)', () => {
     for (let i = 0; i < 6; i++) await create({ resourceType: 'Organization', name: `Paging ${i}` });
     const first = await search('Organization', 'name=paging&_count=3');
     const next = first.link.find((l: any) => l.relation === 'next').url as string;
-    expect(next).to.match(/_snapshot=\d+/);
+    expect(next).to.match(/_snapshot=\d+-\d+/);
     for (let i = 0; i < 4; i++) await create({ resourceType: 'Organization', name: `Paging late ${i}` });
     const second = await server.request('GET', next.replace(/^https?:\/\/[^/]+/, ''));
     const seen = [...matchIds(first), ...matchIds(second.json)];
     expect(new Set(seen).size).to.equal(6);
     expect(second.json.link.find((l: any) => l.relation === 'next')).to.equal(undefined);
+  });
+
+  it('pages stay consistent while the matches are updated and deleted between pages: same order, content as of the first page', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push(await create({ resourceType: 'Organization', name: `Shifting ${i}`, alias: ['v1'] }));
+    const follow = async (bundle: any) => {
+      const next = bundle.link.find((l: any) => l.relation === 'next')?.url as string | undefined;
+      return next ? (await server.request('GET', next.replace(/^https?:\/\/[^/]+/, ''))).json : undefined;
+    };
+    const first = await search('Organization', 'name=shifting&_sort=_lastUpdated&_count=3&_total=accurate');
+    expect(matchIds(first)).to.have.length(3);
+    // After the first page: its first match is updated (it would now sort last), a match of
+    // the last page is deleted, another one updated, and a new match is created.
+    const [moved] = matchIds(first);
+    await server.request('PUT', `/fhir/Organization/${moved}`, { body: { resourceType: 'Organization', id: moved, name: 'Shifting moved', alias: ['v2'] } });
+    const lastPageIds = ids.slice(6);
+    await server.request('DELETE', `/fhir/Organization/${lastPageIds[0]}`);
+    await server.request('PUT', `/fhir/Organization/${ids[4]}`, { body: { resourceType: 'Organization', id: ids[4], name: 'Shifting changed', alias: ['v2'] } });
+    await create({ resourceType: 'Organization', name: 'Shifting late' });
+
+    const second = await follow(first);
+    const third = await follow(second);
+    expect(await follow(third)).to.equal(undefined);
+    const pages = [first, second, third];
+    const seen = pages.flatMap((p) => p.entry.filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource));
+    // Every match of the first page's moment, once each, in the order the first page fixed.
+    expect(seen.map((r: any) => r.id)).to.deep.equal(ids);
+    // Each as it was then: version 1, alias v1, even the updated and the deleted one.
+    expect(seen.map((r: any) => r.alias[0])).to.deep.equal(ids.map(() => 'v1'));
+    expect(seen.map((r: any) => r.meta.versionId)).to.deep.equal(ids.map(() => '1'));
+    expect(pages.map((p) => p.total)).to.deep.equal([7, 7, 7]);
+    // A new search sees the store as it is now.
+    const now = matchIds(await search('Organization', 'name=shifting&_count=100'));
+    expect(now).to.have.length(7);
+    expect(now).to.not.include(lastPageIds[0]);
   });
 });

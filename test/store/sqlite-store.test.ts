@@ -363,6 +363,33 @@ describe('SqliteStore (real SQLite file)', function () {
       expect(far.versions).to.deep.equal([]);
       expect(far.total).to.equal(5);
     });
+
+    it('later pages come from the first page\'s list, each resource as it was then', async () => {
+      const store = openStore();
+      await write(store, ...Array.from({ length: 5 }, (_, i) => versionOf(patient(`s${i}`, 'Snap'), 1)));
+      const first = await store.search(query('Patient', [['family', 'Snap'], ['_count', '2']]));
+      expect(first.hasMore).to.equal(true);
+      await write(store, versionOf(patient('s3', 'Other'), 2), deletionOf('Patient', 's4', 2), versionOf(patient('s9', 'Snap'), 1));
+      const later = await store.search(query('Patient', [['family', 'Snap'], ['_count', '2'], ['_offset', '2'], ['_snapshot', first.snapshot]]));
+      expect(later.versions.map((v) => [v.id, v.versionId, familyOf(v)])).to.deep.equal([['s2', 1, 'Snap'], ['s3', 1, 'Snap']]);
+      const last = await store.search(query('Patient', [['family', 'Snap'], ['_count', '2'], ['_offset', '4'], ['_snapshot', first.snapshot]]));
+      expect(last.versions.map((v) => [v.id, v.versionId, v.deleted])).to.deep.equal([['s4', 1, false]]);
+      expect(last.hasMore).to.equal(false);
+      expect(last.total).to.equal(5);
+    });
+
+    it('without the list (another process, or evicted), later pages still leave out what was created since', async () => {
+      const writer = openStore();
+      await write(writer, ...Array.from({ length: 4 }, (_, i) => versionOf(patient(`f${i}`, 'Fall'), 1)));
+      const first = await writer.search(query('Patient', [['family', 'Fall'], ['_count', '2']]));
+      await closeStore(writer);
+      const reopened = openStore();
+      await write(reopened, versionOf(patient('f8', 'Fall'), 1));
+      const second = await reopened.search(query('Patient', [['family', 'Fall'], ['_count', '2'], ['_offset', '2'], ['_snapshot', first.snapshot]]));
+      expect(second.versions.map((v) => v.id)).to.deep.equal(['f2', 'f3']);
+      expect(second.hasMore).to.equal(false);
+      expect(second.total).to.equal(4);
+    });
   });
 
   describe('read cache coherence', () => {

@@ -360,15 +360,16 @@ function sortSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
 }
 
 /** WHERE clause (without the keyword) shared by the page query and the count query. */
-export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
+export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql, maxRid?: number): SqlFragment {
   const parts = ['r.deleted = 0'];
   const params: unknown[] = [];
   // `+r.type`: the unary plus keeps SQLite from driving the query by the (type, last_updated)
   // index when a criterion can drive it by rid (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
   const hasDriver = query.criteria.some((c) => selectivityRank(c) !== Infinity) || query.compartment !== undefined;
   if (query.resourceType !== null) { parts.push(hasDriver ? '+r.type = ?' : 'r.type = ?'); params.push(query.resourceType); }
-  // Paging snapshot: resources created after the first page (higher rid) stay out of later pages.
-  if (query.snapshot !== undefined) { parts.push('r.rid <= ?'); params.push(Number(query.snapshot)); }
+  // Paging snapshot: resources created after the first page (higher rid) stay out of later
+  // pages (search-snapshots.ts; the caller passes the token's rid).
+  if (maxRid !== undefined) { parts.push('r.rid <= ?'); params.push(maxRid); }
   if (query.compartment) {
     const { ownerType, ownerId, params: links } = query.compartment;
     const pids = links.map((p) => paramId(query.resourceType, p.code));
@@ -387,8 +388,8 @@ export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql): SqlFrag
   return { sql: parts.join(' AND '), params };
 }
 
-export function searchPageSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
-  const where = searchWhereSql(query, paramId);
+export function searchPageSql(query: SearchQuery, paramId: ParamIdSql, maxRid?: number): SqlFragment {
+  const where = searchWhereSql(query, paramId, maxRid);
   const order = sortSql(query, paramId);
   return {
     sql: `SELECT r.type, r.id, r.version_id, r.last_updated, r.deleted, v.content
@@ -399,7 +400,17 @@ export function searchPageSql(query: SearchQuery, paramId: ParamIdSql): SqlFragm
   };
 }
 
-export function searchCountSql(query: SearchQuery, paramId: ParamIdSql): SqlFragment {
-  const where = searchWhereSql(query, paramId);
+export function searchCountSql(query: SearchQuery, paramId: ParamIdSql, maxRid?: number): SqlFragment {
+  const where = searchWhereSql(query, paramId, maxRid);
   return { sql: `SELECT count(*) AS n FROM resources r WHERE ${where.sql}`, params: where.params };
+}
+
+/** The rids of the first `limit` matches in result order (a paging snapshot's list). */
+export function searchRidsSql(query: SearchQuery, paramId: ParamIdSql, maxRid: number, limit: number): SqlFragment {
+  const where = searchWhereSql(query, paramId, maxRid);
+  const order = sortSql(query, paramId);
+  return {
+    sql: `SELECT r.rid FROM resources r WHERE ${where.sql} ORDER BY ${order.sql} LIMIT ?`,
+    params: [...where.params, ...order.params, limit],
+  };
 }

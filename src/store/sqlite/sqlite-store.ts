@@ -23,7 +23,10 @@ import type {
 import { CurrentVersionCache } from '../current-version-cache.js';
 import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import { WalCheckpointer, WRITER_AUTOCHECKPOINT_PAGES } from './wal-checkpointer.js';
-import { searchCountSql, searchPageSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
+import { searchCountSql, searchPageSql, searchRidsSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
+import {
+  MAX_SNAPSHOT_RIDS, parseSnapshotToken, SearchSnapshots, snapshotToken, type SnapshotPosition,
+} from './search-snapshots.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -124,8 +127,18 @@ const READ_VERSION_SQL = `
   WHERE r.type = ? AND r.id = ? AND v.version_id = ?`;
 
 /** Reads over one connection; shared by the store (reader connection) and transactions (writer). */
+const VERSION_AT_SQL = `
+  SELECT r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content
+  FROM resources r JOIN versions v ON v.rid = r.rid
+  WHERE r.rid = ? AND v.seq <= ? ORDER BY v.version_id DESC LIMIT 1`;
+
 class SqliteReader implements StoreReader {
-  constructor(protected readonly statements: StatementCache, protected readonly paramIdSql: ParamIdSql) {}
+  constructor(
+    protected readonly statements: StatementCache,
+    protected readonly paramIdSql: ParamIdSql,
+    /** Paged searches' result lists; only the reader that serves REST searches keeps them. */
+    private readonly snapshots?: SearchSnapshots,
+  ) {}
 
   async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
     return this.readCurrentSync(resourceType, id);
@@ -141,26 +154,69 @@ class SqliteReader implements StoreReader {
     return row ? toStoredVersion(row) : undefined;
   }
 
+  /**
+   * A page of a search. The first page fixes the paging snapshot (search-snapshots.ts); when
+   * this reader keeps snapshots and more pages follow, the ordered rids of the matches are
+   * kept, and later pages are cut from them, each resource as it was at the snapshot.
+   */
   async search(query: SearchQuery): Promise<SearchPage> {
-    // The first page fixes the snapshot: the highest rid now; later pages see nothing newer.
-    if (query.snapshot === undefined) {
-      const max = (this.statements.get('SELECT coalesce(max(rid), 0) AS m FROM resources').get() as { m: number }).m;
-      query = { ...query, snapshot: String(max) };
-    }
+    const position = query.snapshot === undefined ? this.currentPosition() : parseSnapshotToken(query.snapshot);
+    if (!position) throw new Error('search: malformed paging snapshot token');
+    const token = snapshotToken(position);
+    const listKey = this.snapshots ? `${token}|${this.ridListKey(query, position.rid)}` : undefined;
+    const kept = query.snapshot !== undefined && listKey ? this.snapshots!.get(listKey) : undefined;
+
     let versions: StoredVersion[] = [];
     let hasMore = false;
-    if (!query.countOnly && query.count > 0) {
-      const page = searchPageSql(query, this.paramIdSql);
+    const wantsPage = !query.countOnly && query.count > 0;
+    if (wantsPage && kept && (kept.complete || query.offset + query.count < kept.rids.length)) {
+      const rids = kept.rids.slice(query.offset, query.offset + query.count);
+      versions = rids.map((rid) => this.versionAt(rid, position.seq)).filter((v): v is StoredVersion => v !== undefined);
+      hasMore = query.offset + query.count < kept.rids.length;
+    } else if (wantsPage) {
+      const page = searchPageSql(query, this.paramIdSql, position.rid);
       versions = (this.statements.get(page.sql).all(...page.params) as Row[]).map(toStoredVersion);
       hasMore = versions.length > query.count;
       if (hasMore) versions.pop();
+      // The first page of a search that goes on: keep its matches for the pages to come.
+      if (hasMore && query.snapshot === undefined && listKey) {
+        const list = searchRidsSql(query, this.paramIdSql, position.rid, MAX_SNAPSHOT_RIDS + 1);
+        const rids = (this.statements.get(list.sql).pluck().all(...list.params) as number[]);
+        const complete = rids.length <= MAX_SNAPSHOT_RIDS;
+        if (!complete) rids.pop();
+        this.snapshots!.remember(listKey, { rids, complete });
+      }
     }
     let total: number | undefined;
     if (query.total !== 'none' || query.countOnly) {
-      const count = searchCountSql(query, this.paramIdSql);
-      total = (this.statements.get(count.sql).get(...count.params) as { n: number }).n;
+      if (kept?.complete) {
+        total = kept.rids.length;
+      } else {
+        const count = searchCountSql(query, this.paramIdSql, position.rid);
+        total = (this.statements.get(count.sql).get(...count.params) as { n: number }).n;
+      }
     }
-    return { versions, total, snapshot: query.snapshot!, hasMore };
+    return { versions, total, snapshot: token, hasMore };
+  }
+
+  /** The store's position now: the last version written and the last resource created. */
+  private currentPosition(): SnapshotPosition {
+    const row = this.statements.get(
+      'SELECT (SELECT coalesce(max(seq), 0) FROM versions) AS seq, (SELECT coalesce(max(rid), 0) FROM resources) AS rid',
+    ).get() as { seq: number; rid: number };
+    return { seq: row.seq, rid: row.rid };
+  }
+
+  /** What identifies a search's result list: its matching and order, not its page. */
+  private ridListKey(query: SearchQuery, maxRid: number): string {
+    const list = searchRidsSql(query, this.paramIdSql, maxRid, 0);
+    return JSON.stringify([list.sql, list.params]);
+  }
+
+  /** A resource as it was when the store's last version was `seq`. */
+  private versionAt(rid: number, seq: number): StoredVersion | undefined {
+    const row = this.statements.get(VERSION_AT_SQL).get(rid, seq) as Row | undefined;
+    return row ? toStoredVersion(row) : undefined;
   }
 
   async history(query: HistoryQuery): Promise<HistoryPage> {
@@ -228,7 +284,7 @@ export class SqliteStore implements Store {
     for (const row of this.writer.prepare('SELECT pid, type, code FROM search_params').all() as Row[]) {
       this.paramIds.set(`${row.type as string}.${row.code as string}`, row.pid as number);
     }
-    this.readOnly = new SqliteReader(this.readerStatements, this.paramIdSql);
+    this.readOnly = new SqliteReader(this.readerStatements, this.paramIdSql, new SearchSnapshots());
     this.ledger = new SqliteLedgerStore(this.readerStatements, this.writerStatements,
       (work) => this.transaction(async () => work()));
   }
