@@ -38,7 +38,7 @@ export interface ParsedSearch {
 /** Result parameters handled by the http layer or by this parser itself, never as criteria. */
 const CONTROL_PARAMETERS = new Set([
   '_count', '_offset', '_sort', '_total', '_summary', '_format', '_pretty', '_snapshot',
-  '_include', '_revinclude', '_include:iterate', '_revinclude:iterate', '_elements',
+  '_include', '_revinclude', '_include:iterate', '_revinclude:iterate', '_elements', '_type',
 ]);
 
 /** search.html#chaining: a chain may not be longer than this (each link is a subquery). */
@@ -224,11 +224,32 @@ function parseValue(name: string, param: SearchParameterDefinition, modifier: st
  * by code across types).
  */
 function lookupParameter(registry: SearchParameterRegistry, resourceType: string | null,
-  code: string): SearchParameterDefinition | undefined {
+  code: string, types?: string[]): SearchParameterDefinition | undefined {
   if (resourceType !== null) return registry.get(resourceType, code);
-  if (!COMMON_PARAMETER_CODES.includes(code)) return undefined;
+  if (!COMMON_PARAMETER_CODES.includes(code)) return types ? sharedParameter(registry, types, code) : undefined;
   const anyType = registry.resourceTypes()[0];
   return anyType === undefined ? undefined : registry.get(anyType, code);
+}
+
+/**
+ * search.html#all: with `_type`, a system search may also use a parameter every listed type
+ * defines, with the same type (e.g. `_type=Observation,Condition&code=…`). The store matches it
+ * by code across the listed types.
+ */
+function sharedParameter(registry: SearchParameterRegistry, types: string[], code: string): SearchParameterDefinition | undefined {
+  const definitions = types.map((type) => registry.get(type, code));
+  const first = definitions[0];
+  if (!first || definitions.some((d) => d === undefined || d.type !== first.type)) return undefined;
+  return first;
+}
+
+/** `_type=Patient,Observation` of a system-level search: known types only (400 otherwise). */
+function parseTypes(value: string, registry: SearchParameterRegistry): string[] {
+  const types = value.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const known = new Set(registry.resourceTypes());
+  const unknown = types.find((t) => !known.has(t));
+  if (types.length === 0 || unknown !== undefined) throw badValue('_type', value, 'a comma-separated list of resource types');
+  return [...new Set(types)];
 }
 
 function parseCount(text: string, options: SearchParseOptions): number {
@@ -263,12 +284,20 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
     resourceType, criteria, sort: [], count: options.defaultCount, offset: 0, total: 'none', countOnly: false,
   };
   const result: SearchResultOptions = { include: [], revinclude: [], summary: 'false', elements: undefined };
-  for (const [name, rawValue] of entries) {
+  const all = [...entries];
+  // `_type` first: it decides which parameters a system search may use, wherever it stands.
+  for (const [name, value] of all) {
+    if (name !== '_type') continue;
+    if (resourceType === null) query.types = [...new Set([...(query.types ?? []), ...parseTypes(value, registry)])];
+    else ignored.push({ name, reason: `'_type' applies to system-level searches only; this search is on ${resourceType}` });
+  }
+  for (const [name, rawValue] of all) {
+    if (name === '_type') continue;
     if (CONTROL_PARAMETERS.has(name)) {
       applyControlParameter(query, result, name, rawValue, registry, options, ignored);
       continue;
     }
-    const criterion = parseCriterion(resourceType, name, rawValue, registry, options, ignored, 0);
+    const criterion = parseCriterion(resourceType, name, rawValue, registry, options, ignored, 0, query.types);
     if (criterion) criteria.push(criterion);
   }
   if (options.strict && ignored.length > 0) {
@@ -279,16 +308,16 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
 
 /** One `name=value` criterion, possibly chained (`a.b`) or reverse-chained (`_has:…`). */
 function parseCriterion(resourceType: string | null, name: string, rawValue: string, registry: SearchParameterRegistry,
-  options: SearchParseOptions, ignored: IgnoredSearchParameter[], depth: number): SearchCriterion | undefined {
+  options: SearchParseOptions, ignored: IgnoredSearchParameter[], depth: number, types?: string[]): SearchCriterion | undefined {
   if (name.startsWith('_has:')) return parseReverseChain(resourceType, name, rawValue, registry, options, ignored, depth);
   const dot = name.indexOf('.');
   if (dot !== -1) return parseChain(resourceType, name, dot, rawValue, registry, options, ignored, depth);
   const colon = name.indexOf(':');
   const code = colon === -1 ? name : name.slice(0, colon);
   const modifier = colon === -1 ? undefined : name.slice(colon + 1);
-  const param = lookupParameter(registry, resourceType, code);
+  const param = lookupParameter(registry, resourceType, code, types);
   if (!param) {
-    ignored.push({ name, reason: `Unknown search parameter ${quoted(code)} for ${resourceType ?? 'system-level search'}` });
+    ignored.push({ name, reason: `Unknown search parameter ${quoted(code)} for ${resourceType ?? (types ? `every type of _type (${types.join(',')})` : 'system-level search')}` });
     return undefined;
   }
   if (modifier !== undefined && !isSupportedModifier(param, modifier)) {

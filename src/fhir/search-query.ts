@@ -112,6 +112,8 @@ export type TotalMode = 'none' | 'estimate' | 'accurate';
 export interface SearchQuery {
   /** null for a system-level search across all types. */
   resourceType: string | null;
+  /** A system-level search's `_type` (search.html#all): only these types. */
+  types?: string[];
   criteria: SearchCriterion[];
   sort: SearchSortKey[];
   count: number;

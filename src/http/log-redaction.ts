@@ -19,7 +19,7 @@ export const MASK = '***';
 /** Result-control parameters (search.html#return) whose values cannot carry identifiers. */
 const SAFE_VALUE_PARAMETERS = new Set([
   '_count', '_offset', '_sort', '_summary', '_total', '_elements', '_include', '_revinclude',
-  '_format', '_pretty', '_snapshot', '_contained', '_containedType',
+  '_format', '_pretty', '_snapshot', '_contained', '_containedType', '_type',
 ]);
 
 /** Of those, the ones whose values are numbers (page sizes, offsets); a page token is digits and a hyphen. */

@@ -130,6 +130,30 @@ describe('search features (e2e)', () => {
     expect(matchIds(await search('Patient', `_source=${encodeURIComponent('http://ehr.example.org/feeds')}`))).to.deep.equal([]);
   });
 
+  it('system search with _type: only the listed types, and the parameters they all define', async () => {
+    const code = 'http://loinc.org|type-test-1';
+    const obs = await create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: 'type-test-1' }] }, subject: { reference: `Patient/${ids.ada}` } });
+    const cond = await create({ resourceType: 'Condition', code: { coding: [{ system: 'http://loinc.org', code: 'type-test-1' }] }, subject: { reference: `Patient/${ids.ada}` } });
+    const systemSearch = async (query: string) => {
+      const get = await server.request('GET', `/fhir?${query}`);
+      const post = await server.request('POST', '/fhir/_search', { body: query, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+      expect(get.status, get.text).to.equal(200);
+      expect(matchIds(post.json)).to.deep.equal(matchIds(get.json));
+      return get.json;
+    };
+    const both = await systemSearch(`_type=Observation,Condition&code=${encodeURIComponent(code)}`);
+    expect(matchIds(both)).to.deep.equal([obs, cond].sort());
+    expect(both.entry.filter((e: any) => e.search.mode === 'outcome')).to.deep.equal([]);
+    expect(matchIds(await systemSearch(`_type=Condition&code=${encodeURIComponent(code)}`))).to.deep.equal([cond]);
+    const typed = await systemSearch(`_type=Patient,Organization&_id=${ids.ada},${ids.org},${obs}`);
+    expect(typed.entry.map((e: any) => e.resource.resourceType).sort()).to.deep.equal(['Organization', 'Patient']);
+    // A parameter one of the types lacks is not applied, and said so (400 when strict).
+    const partly = await server.request('GET', `/fhir?_type=Observation,Patient&code=${encodeURIComponent(code)}`, { headers: { Prefer: 'handling=strict' } });
+    expect(partly.status).to.equal(400);
+    expect(partly.json.issue[0].diagnostics).to.match(/Unknown search parameter 'code' for every type of _type/);
+    expect((await server.request('GET', '/fhir?_type=Patient,NoSuchType')).status).to.equal(400);
+  });
+
   it('pages stay consistent while new resources are written between pages', async () => {
     for (let i = 0; i < 6; i++) await create({ resourceType: 'Organization', name: `Paging ${i}` });
     const first = await search('Organization', 'name=paging&_count=3');

@@ -367,6 +367,10 @@ export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql, maxRid?:
   // index when a criterion can drive it by rid (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
   const hasDriver = query.criteria.some((c) => selectivityRank(c) !== Infinity) || query.compartment !== undefined;
   if (query.resourceType !== null) { parts.push(hasDriver ? '+r.type = ?' : 'r.type = ?'); params.push(query.resourceType); }
+  if (query.resourceType === null && query.types) {
+    parts.push(`${hasDriver ? '+' : ''}r.type IN (${query.types.map(() => '?').join(', ')})`);
+    params.push(...query.types);
+  }
   // Paging snapshot: resources created after the first page (higher rid) stay out of later
   // pages (search-snapshots.ts; the caller passes the token's rid).
   if (maxRid !== undefined) { parts.push('r.rid <= ?'); params.push(maxRid); }
