@@ -5,7 +5,7 @@
  * works and nothing else.
  */
 import type { Resource } from './resource.js';
-import type { SearchParameterDefinition } from './search-parameter-registry.js';
+import { COMMON_PARAMETER_CODES, type SearchParameterDefinition } from './search-parameter-registry.js';
 import { isSupportedModifier } from './search-query-parser.js';
 import { MAX_HIERARCHY_DEPTH } from './search-query.js';
 
@@ -57,10 +57,27 @@ function modifierDocumentation(param: SearchParameterDefinition, typeModifiers: 
   return ` Modifiers: ${modifiers.map((m) => `:${m}`).join(' ')}.${notes.map((n) => ` ${n}.`).join('')}`;
 }
 
+/**
+ * What this server's matching of a parameter differs in from its official description.
+ * Patient/Person/Practitioner/RelatedPerson `phonetic` is a string parameter "using some kind
+ * of phonetic matching algorithm": this server has none, and says so.
+ */
+function matchingNote(param: SearchParameterDefinition): string {
+  if (param.code === 'phonetic') {
+    return ' This server matches it as a plain string parameter (a prefix, case- and accent-insensitive): no phonetic algorithm.';
+  }
+  return '';
+}
+
 /** The official description, then the modifier text as a sentence of its own. */
 function withModifiers(description: string, modifiers: string): string {
   if (modifiers === '' || description === '' || /[.!?]\s*$/.test(description)) return `${description}${modifiers}`;
   return `${description}.${modifiers}`;
+}
+
+/** `{ [key]: values }`, or nothing: FHIR JSON has no empty arrays (json.html). */
+function nonEmpty(key: string, values: string[]): Record<string, string[]> {
+  return values.length > 0 ? { [key]: values } : {};
 }
 
 /** Search parameter types this server indexes and matches. */
@@ -69,8 +86,23 @@ const SEARCHABLE_TYPES = new Set(['string', 'token', 'date', 'number', 'quantity
 export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
   const { firstClassTypes, systemInteractions, typeInteractions, typeOperations, systemOperations, ...base } = inputs.base;
   const ordered = [...firstClassTypes, ...inputs.resourceTypes.filter((t) => !firstClassTypes.includes(t)).sort()];
+  const searchable = (type: string) => inputs.searchParametersOf(type)
+    .filter((p) => SEARCHABLE_TYPES.has(p.type) && (p.expression !== null || p.code.startsWith('_')));
+  const referenceParams = (type: string) => searchable(type).filter((p) => p.type === 'reference');
+  const firstType = ordered[0];
+  // search.html#all: a system-level search takes the parameters of every resource, and _type.
+  const systemSearchParams = [
+    ...(firstType ? searchable(firstType).filter((p) => COMMON_PARAMETER_CODES.includes(p.code)) : []).map((p) => ({
+      name: p.code, definition: p.url, type: p.type,
+      documentation: withModifiers(p.description, modifierDocumentation(p, inputs.supportedModifiers[p.type])),
+    })),
+    {
+      name: '_type', type: 'token',
+      documentation: 'Only resources of these types (comma-separated); the search may then also use any parameter every listed type defines.',
+    },
+  ];
   const resource = ordered.map((type) => {
-    const params = inputs.searchParametersOf(type).filter((p) => SEARCHABLE_TYPES.has(p.type) && (p.expression !== null || p.code.startsWith('_')));
+    const params = searchable(type);
     const profiles = inputs.profilesOf(type);
     return {
       type,
@@ -88,8 +120,14 @@ export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
         name: p.code,
         definition: p.url,
         type: p.type,
-        documentation: withModifiers(p.description, modifierDocumentation(p, inputs.supportedModifiers[p.type])),
+        documentation: withModifiers(p.description, modifierDocumentation(p, inputs.supportedModifiers[p.type]) + matchingNote(p)),
       })),
+      // search.html#include: every reference parameter of the type, and every reference
+      // parameter of another type that can point here.
+      ...nonEmpty('searchInclude', referenceParams(type).map((p) => `${type}:${p.code}`)),
+      ...nonEmpty('searchRevInclude', inputs.resourceTypes.flatMap((source) => referenceParams(source)
+        .filter((p) => p.targets.includes(type))
+        .map((p) => `${source}:${p.code}`)).sort()),
       operation: inputs.deidentification ? typeOperations : typeOperations.filter((o) => o.name !== 'reidentify'),
     };
   });
@@ -104,6 +142,7 @@ export function buildCapabilityStatement(inputs: CapabilityInputs): Resource {
       documentation: 'Search: every listed parameter with its modifiers; chaining, _has, _include/_revinclude(:iterate), _sort, _count, _total, _summary, _elements, compartment search Patient/{id}/{type}. Unknown parameters are reported in an OperationOutcome entry, or refused with 400 under Prefer: handling=strict. $verify (instance and version) proves a version against the Merkle log anchored on Ethereum; $ledger reports the log.',
       resource,
       interaction: systemInteractions.map((code) => ({ code })),
+      searchParam: systemSearchParams,
       operation: systemOperations,
       security: { cors: false, description: `${deidentificationText(inputs.deidentification)} Bearer tokens (JWT, RFC 6750) carry permissions as scopes.` },
     }],

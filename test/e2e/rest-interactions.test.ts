@@ -287,6 +287,16 @@ describe('REST interactions (e2e)', () => {
       expect(birthdate.documentation).to.be.a('string').and.not.equal('');
       expect(cs.rest[0].resource.map((r: any) => r.type)).to.include.members(['Observation', 'RiskAssessment', 'Encounter', 'Condition']);
       expect(cs.rest[0].interaction.map((i: any) => i.code)).to.include.members(['transaction', 'batch']);
+      // _include/_revinclude targets, and what a system-level search takes.
+      const observation = cs.rest[0].resource.find((r: any) => r.type === 'Observation');
+      expect(observation.searchInclude).to.include.members(['Observation:subject', 'Observation:patient', 'Observation:encounter']);
+      expect(patientRes.searchRevInclude).to.include.members(['Observation:subject', 'Observation:patient', 'RiskAssessment:subject']);
+      expect(cs.rest[0].searchParam.map((p: any) => p.name)).to.have.members(['_id', '_lastUpdated', '_tag', '_profile', '_security', '_source', '_type']);
+      // A parameter matched otherwise than its official description says, says so.
+      expect(patientRes.searchParam.find((p: any) => p.name === 'phonetic').documentation).to.match(/no phonetic algorithm/);
+      // The statement is valid R4 itself.
+      const validation = await server.request('POST', '/fhir/CapabilityStatement/$validate', { body: cs });
+      expect(validation.json.issue.filter((i: any) => i.severity === 'error'), JSON.stringify(validation.json.issue.slice(0, 3))).to.deep.equal([]);
     });
   });
 });
