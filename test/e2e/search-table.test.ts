@@ -149,6 +149,10 @@ describe('search semantics table (e2e)', () => {
       ['value-quantity=5.40', ['o-tz']],
       ['value-quantity=gt100', ['o-period']],
       ['value-quantity=lt100||mg', ['o-tz']],
+      // Without a system the unit matches the quantity's code or its unit (search.html#quantity).
+      ['value-quantity=gt100||/min', ['o-period']],
+      ['value-quantity=gt100||beats/min', ['o-period']],
+      ['value-quantity=gt100|http://unitsofmeasure.org|beats/min', []],
     ]],
     'reference: Type/id, bare id, :[type], chained': ['Observation', [
       ['subject=Patient/p-year', ['o-tz']],

@@ -122,8 +122,11 @@ function valuePredicate(type: SearchParamType, modifier: string | undefined, val
       if (type !== 'quantity') return numeric;
       const parts = [numeric.sql];
       const params = [...numeric.params];
-      if (value.code !== undefined) { parts.push(`${i}.code = ?`); params.push(value.code); }
-      if (value.system !== undefined && value.system !== null) { parts.push(`${i}.system = ?`); params.push(value.system); }
+      const hasSystem = value.system !== undefined && value.system !== null;
+      if (value.code !== undefined && hasSystem) { parts.push(`${i}.code = ?`); params.push(value.code); }
+      // search.html#quantity: `5.4||mg` (no system) matches the quantity's code or its unit.
+      else if (value.code !== undefined) { parts.push(`(${i}.code = ? OR ${i}.unit = ?)`); params.push(value.code, value.code); }
+      if (hasSystem) { parts.push(`${i}.system = ?`); params.push(value.system); }
       return { sql: `(${parts.join(' AND ')})`, params };
     }
     case 'reference': {
