@@ -33,6 +33,8 @@ export function pagingLinks(selfUrlBase: string, params: [string, string][], off
   const kept = params.filter(([name]) => name !== '_offset');
   const url = (o: number) => {
     const search = new URLSearchParams(kept);
+    // The page size in force, not the one asked for (_count is capped by MAX_PAGE_SIZE).
+    if (count > 0 && search.has('_count')) search.set('_count', String(count));
     if (o > 0) search.set('_offset', String(o));
     const text = search.toString();
     return text ? `${selfUrlBase}?${text}` : selfUrlBase;

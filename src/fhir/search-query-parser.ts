@@ -303,6 +303,8 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
   if (options.strict && ignored.length > 0) {
     throw new FhirError(400, ignored.map((i) => ({ severity: 'error', code: 'not-supported', diagnostics: i.reason })));
   }
+  // A page of no entries (`_count=0`) has nothing to tell but how many there are.
+  if (query.count === 0 && query.total === 'none') query.total = 'accurate';
   return { query, result, ignored };
 }
 

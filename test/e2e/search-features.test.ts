@@ -154,6 +154,15 @@ describe('search features (e2e)', () => {
     expect((await server.request('GET', '/fhir?_type=Patient,NoSuchType')).status).to.equal(400);
   });
 
+  it('_count: capped by the maximum page size, and the links say the size in force; _count=0 gives the total alone', async () => {
+    const capped = await search('Patient', '_count=100000');
+    const self = capped.link.find((l: any) => l.relation === 'self').url as string;
+    expect(new URL(self).searchParams.get('_count')).to.equal('1000');
+    const none = await search('Patient', '_count=0');
+    expect(none.entry ?? []).to.deep.equal([]);
+    expect(none.total).to.be.a('number').and.greaterThan(1);
+  });
+
   it('pages stay consistent while new resources are written between pages', async () => {
     for (let i = 0; i < 6; i++) await create({ resourceType: 'Organization', name: `Paging ${i}` });
     const first = await search('Organization', 'name=paging&_count=3');
