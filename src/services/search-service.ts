@@ -66,6 +66,21 @@ export class SearchService {
     return searchsetBundleJson(baseUrl, entries, page.total, links, parsed.ignored);
   }
 
+  /**
+   * http.html#read: `_summary` and `_elements` shape a read as they shape a search's matches
+   * (tagged SUBSETTED). The version as stored when neither is given; a 400 for a value the
+   * search parser refuses, and for `_summary=count`, which only a search can answer.
+   */
+  shapeForRead(version: StoredVersion, entries: [string, string][]): StoredVersion {
+    const wanted = entries.filter(([name]) => name === '_summary' || name === '_elements');
+    if (wanted.length === 0 || version.json === null) return version;
+    const parsed = this.resources.parseSearch(version.resourceType, wanted, { strict: true, baseUrl: '' });
+    if (parsed.query.countOnly) throw FhirError.badRequest('_summary=count applies to searches, not to a read', 'invalid');
+    if (parsed.result.summary === 'false' && parsed.result.elements === undefined) return version;
+    const shaped = shapeResource(JSON.parse(version.json) as Resource, parsed.result.summary, parsed.result.elements, this.summaries);
+    return { ...version, json: JSON.stringify(shaped) };
+  }
+
   /** R4 http.html#search compartments: `Patient/{id}/Observation`. */
   private restrictToCompartment(query: SearchQuery, compartment: { ownerType: string; ownerId: string }): void {
     if (compartment.ownerType !== 'Patient') throw FhirError.notSupported('Only the Patient compartment is supported', 404);

@@ -262,6 +262,23 @@ describe('REST interactions (e2e)', () => {
     });
   });
 
+  describe('read with _summary and _elements (http.html#read)', () => {
+    it('shapes a read and a vread like a search match, tagged SUBSETTED; count and bad values are 400', async () => {
+      const created = (await server.request('POST', '/fhir/Patient', { body: {
+        resourceType: 'Patient', gender: 'female', birthDate: '1970-01-01', name: [{ family: 'Shape' }], maritalStatus: { text: 'M' },
+      } })).json;
+      const summary = (await server.request('GET', `/fhir/Patient/${created.id}?_summary=true`)).json;
+      expect(summary).to.include({ id: created.id, gender: 'female', birthDate: '1970-01-01' });
+      expect(summary.maritalStatus).to.equal(undefined);
+      expect(summary.meta.tag.map((t: any) => t.code)).to.include('SUBSETTED');
+      const elements = (await server.request('GET', `/fhir/Patient/${created.id}/_history/1?_elements=gender`)).json;
+      expect(Object.keys(elements).sort()).to.deep.equal(['gender', 'id', 'meta', 'resourceType']);
+      expect((await server.request('GET', `/fhir/Patient/${created.id}?_summary=count`)).status).to.equal(400);
+      expect((await server.request('GET', `/fhir/Patient/${created.id}?_summary=maybe`)).status).to.equal(400);
+      expect((await server.request('GET', `/fhir/Patient/${created.id}?_format=json`)).json).to.deep.include({ maritalStatus: { text: 'M' } });
+    });
+  });
+
   describe('$validate and metadata', () => {
     it('$validate on type and instance reports problems without storing', async () => {
       const ok = await server.request('POST', '/fhir/Patient/$validate', { body: patient('Valid') });

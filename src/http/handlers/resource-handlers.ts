@@ -58,11 +58,13 @@ export function resourceHandlers(service: ResourceService, search: SearchService
 
   return {
     async read(ctx: Context): Promise<void> {
-      sendVersion(ctx, await service.read(typeOf(ctx), ctx.params.id!));
+      const version = await service.read(typeOf(ctx), ctx.params.id!);
+      sendVersion(ctx, ctx.querystring === '' ? version : search.shapeForRead(version, queryEntries(ctx)));
     },
 
     async vread(ctx: Context): Promise<void> {
-      sendVersion(ctx, await service.vread(typeOf(ctx), ctx.params.id!, ctx.params.vid!));
+      const version = await service.vread(typeOf(ctx), ctx.params.id!, ctx.params.vid!);
+      sendVersion(ctx, ctx.querystring === '' ? version : search.shapeForRead(version, queryEntries(ctx)));
     },
 
     async create(ctx: Context): Promise<void> {
