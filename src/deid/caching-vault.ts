@@ -32,6 +32,7 @@ export class CachingVault implements PseudonymVault {
   lookupInAnyDomain(real: string) { return this.vault.lookupInAnyDomain(real); }
   reveal(domain: string, pseudonym: string) { return this.vault.reveal(domain, pseudonym); }
   dateOffsetDays(subject: string, maxDays: number) { return this.vault.dateOffsetDays(subject, maxDays); }
+  knownDateOffsetDays(subject: string) { return this.vault.knownDateOffsetDays(subject); }
   close(): void {
     this.answers.clear();
     this.vault.close();

@@ -34,6 +34,8 @@ export interface PseudonymVault {
    * at random and stored (encrypted) on first use, so every date of the subject moves together.
    */
   dateOffsetDays(subject: string, maxDays: number): number;
+  /** The date shift the vault already holds for a subject, or undefined; never creates one (previews). */
+  knownDateOffsetDays(subject: string): number | undefined;
   close(): void;
 }
 

@@ -24,6 +24,7 @@ import {
 import type { MappingTable } from './mapping-table.js';
 import { EMPTY_VAULT, PreviewVault, type PreviewSession } from './preview-vault.js';
 import { SearchValueTranslator } from './search-translation.js';
+import { cryptoHash } from './value-transforms.js';
 
 export interface DeidentificationOptions {
   /** The table in force; null for DEID_MAPPING=none. */
@@ -106,7 +107,7 @@ export class Deidentification {
         ? context.previewVault ?? new PreviewVault(this.previewBase())
         : needsVault ? this.requireVault() : undefined;
       const hashKey = this.options.hashKey;
-      const subject = await this.dateShiftSubject(resource, context);
+      const subject = await this.dateShiftSubject(resource, context, vault);
       let offset: number | undefined;
       const { resource: out, references } = this.walker.walk(resource, {
         vault,
@@ -131,21 +132,17 @@ export class Deidentification {
 
   /**
    * What storing would make of a resource or of every resource in a Bundle (`$deidentify`, the
-   * CLI), without storing anything: pseudonyms the vault already holds are used, new ones are made
-   * up for this call only, consistently across its resources.
+   * CLI), without storing anything: pseudonyms and date offsets the vault already holds are used,
+   * new ones are made up for this call only, consistently across its resources.
    */
   async preview(resource: Resource, session: PreviewSession = this.previewSession()): Promise<Resource> {
     if (!this.walker) return resource;
     const previewVault = session.vault;
     const one = async (r: Resource): Promise<Resource> => {
-      const id = r.id !== undefined && this.translatesIds ? previewVault.pseudonymize(idDomain(r.resourceType), r.id) : r.id ?? randomUUID();
+      const id = r.id !== undefined && this.translatesIds ? await this.previewStoredId(previewVault, r.resourceType, r.id) : r.id ?? randomUUID();
       return this.deidentify({ ...r, id }, { id, mode: 'preview', previewVault });
     };
     if (resource.resourceType !== 'Bundle' || !Array.isArray(resource.entry)) return one(resource);
-    // A Bundle goes through the table whole (its timestamp, entry requests and responses carry
-    // dates too), its entries' ids first replaced so references between them follow. One walk
-    // means one date shift for the whole Bundle (the Bundle is the subject), which keeps the
-    // intervals between all its dates.
     // The requests and responses of a transaction, batch or history are not stored, and their
     // URLs name client ids and search values: what comes back is a collection of the resources
     // as they would be stored.
@@ -154,11 +151,24 @@ export class Deidentification {
       // A fullUrl repeats the entry's (client) id: it goes.
       const { fullUrl: _dropped, ...rest } = entry;
       const kept = requestBundle ? (entry.resource ? { resource: entry.resource } : null) : rest;
-      if (!kept) return [];
-      if (!kept.resource?.id || !this.translatesIds) return [kept];
-      return [{ ...kept, resource: { ...kept.resource, id: previewVault.pseudonymize(idDomain(kept.resource.resourceType), kept.resource.id) } }];
+      return kept ? [kept] : [];
     });
-    return one({ ...resource, id: randomUUID(), ...(requestBundle ? { type: 'collection' } : {}), entry: entries });
+    // Each entry's resource goes through the table alone, as storing takes it: its dates move by
+    // its patient's offset, so a patient and what references it keep their intervals, and an
+    // already stored patient shows the dates the store holds. The Bundle's own elements
+    // (timestamp, identifier, entry search and links) go through the table as a resource of their
+    // own, with an offset of their own: the time of a request is often known, and sharing a
+    // patient's offset would give that offset away. In that walk each entry's resource is a
+    // placeholder (an id only, which the walk copies as it is) that keeps the entry in place.
+    const resources: Resource[] = [];
+    for (const entry of entries) if (entry.resource) resources.push(await one(entry.resource));
+    let next = 0;
+    const shell = await one({
+      ...resource, id: randomUUID(), ...(requestBundle ? { type: 'collection' } : {}),
+      entry: entries.map((entry) => (entry.resource ? { ...entry, resource: { resourceType: 'Basic', id: String(next++) } } : entry)),
+    });
+    if (!Array.isArray(shell.entry)) return shell; // no entry left (FHIR JSON has no empty arrays, json.html)
+    return { ...shell, entry: (shell.entry as { resource?: Resource }[]).map((e) => (e.resource ? { ...e, resource: resources[Number(e.resource.id)]! } : e)) };
   }
 
   /** One preview run whose resources share made-up pseudonyms (an NDJSON file, line after line). */
@@ -170,6 +180,52 @@ export class Deidentification {
   private previewBase(): PseudonymVault {
     const vault = this.options.vault;
     return 'unavailable' in vault ? EMPTY_VAULT : vault;
+  }
+
+  /**
+   * The id storing would give `id`, for a preview, storing nothing: an id this request issued or
+   * the store holds stays; a client's id takes the pseudonym the vault holds, else one made up for
+   * this run (PreviewVault). The same answer for a resource's own id, for references to it and
+   * for the date-shift subject, so a patient and what references it share one offset.
+   */
+  private async previewStoredId(vault: PseudonymVault, resourceType: string, id: string,
+    issuedIds?: ReadonlySet<string>): Promise<string> {
+    if (issuedIds?.has(id) || await this.options.storedIdExists(resourceType, id)) return id;
+    return vault.pseudonymize(idDomain(resourceType), id);
+  }
+
+  /**
+   * The stored id a request's id names, for a record the server keeps about the request (the
+   * `$reidentify` AuditEvent), or undefined when it names nothing stored. A client's string that
+   * is neither a pseudonym the vault holds nor an id the store holds may be an identifier (an
+   * EHR's own id, an MRN typed into a URL), and identifiers never rest in the clinical store
+   * (45 CFR 164.514(b)(2)). Never creates a pseudonym; without a vault the store alone answers.
+   */
+  async storedIdIfKnown(resourceType: string, id: string): Promise<string | undefined> {
+    const vault = this.options.vault;
+    if (this.translatesIds && !('unavailable' in vault)) {
+      try {
+        const pseudonym = vault.lookup(idDomain(resourceType), id);
+        if (pseudonym !== undefined) return pseudonym;
+      } catch (error) {
+        if (!(error instanceof VaultUnavailableError)) throw error;
+      }
+    }
+    return (await this.options.storedIdExists(resourceType, id)) ? id : undefined;
+  }
+
+  /**
+   * A value about a requester (a token subject, a network address) as a record of the server may
+   * keep it when the requester may be a patient: HMAC-SHA256 under the table's hash key, so an
+   * auditor can tell repeated attempts apart and a key holder can confirm a suspected value, while
+   * the clinical store holds no identifier in clear (IP addresses are Safe Harbor identifiers,
+   * 45 CFR 164.514(b)(2)(i)(O)). With DEID_MAPPING=none everything is stored as sent, this too;
+   * without a hash key, nothing is kept.
+   */
+  requesterPseudonym(kind: string, value: string): string | undefined {
+    if (!this.options.table) return value;
+    const key = this.options.hashKey;
+    return Buffer.isBuffer(key) ? `hmac-sha256:${cryptoHash(`${kind}\u0000${value}`, key)}` : undefined;
   }
 
   /**
@@ -229,7 +285,7 @@ export class Deidentification {
   private async resolveReferences(references: ReferenceSite[], vault: PseudonymVault, context: DeidentifyContext): Promise<void> {
     for (const site of references) {
       const stored = context.mode === 'preview'
-        ? vault.lookup(idDomain(site.resourceType), site.id) ?? (context.issuedIds?.has(site.id) ? site.id : vault.pseudonymize(idDomain(site.resourceType), site.id))
+        ? await this.previewStoredId(vault, site.resourceType, site.id, context.issuedIds)
         : await this.resolveId(vault, site.resourceType, site.id, context.issuedIds, context);
       site.holder.reference = site.rebuild(stored);
     }
@@ -249,16 +305,17 @@ export class Deidentification {
    * Whose dates move together under dateShift: the patient (the resource itself, or the Patient
    * its subject/patient references), else the resource alone.
    */
-  private async dateShiftSubject(resource: Resource, context: DeidentifyContext): Promise<string> {
+  private async dateShiftSubject(resource: Resource, context: DeidentifyContext, vault: PseudonymVault | undefined): Promise<string> {
     if (!this.options.table!.rules.some((r) => r.method === 'dateShift')) return '';
     if (resource.resourceType === 'Patient') return `Patient/${context.id}`;
     for (const key of ['subject', 'patient']) {
       const reference = (resource[key] as { reference?: unknown } | undefined)?.reference;
       const match = typeof reference === 'string' ? /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(reference) : null;
       if (match) {
-        const id = this.translatesIds && context.mode !== 'preview'
-          ? await this.resolveId(this.requireVault(), 'Patient', match[1]!, context.issuedIds, context)
-          : match[1]!;
+        // The id the Patient is (or would be) stored under, as its own dateShiftSubject sees it.
+        const id = !this.translatesIds ? match[1]!
+          : context.mode === 'preview' ? await this.previewStoredId(vault!, 'Patient', match[1]!, context.issuedIds)
+            : await this.resolveId(this.requireVault(), 'Patient', match[1]!, context.issuedIds, context);
         return `Patient/${id}`;
       }
     }

@@ -18,6 +18,7 @@ export const EMPTY_VAULT: PseudonymVault = {
   lookupInAnyDomain: () => [],
   reveal: () => undefined,
   dateOffsetDays() { throw new VaultUnavailableError('no vault'); },
+  knownDateOffsetDays: () => undefined,
   close() {},
 };
 
@@ -37,13 +38,22 @@ export class PreviewVault implements PseudonymVault {
   lookup(domain: string, real: string) { return this.base.lookup(domain, real); }
   lookupInAnyDomain(real: string) { return this.base.lookupInAnyDomain(real); }
   reveal(domain: string, pseudonym: string) { return this.base.reveal(domain, pseudonym); }
+  /**
+   * The real vault's offset when it has one (a preview of an already stored patient shows the
+   * dates the store holds), else one made up for this run and kept, so every resource of the
+   * subject in the run moves together and intervals survive. Drawn like the real vault's:
+   * uniform over [-maxDays, -1].
+   */
   dateOffsetDays(subject: string, maxDays: number): number {
-    let days = this.offsets.get(subject);
+    let days = this.knownDateOffsetDays(subject);
     if (days === undefined) {
       days = -randomInt(1, maxDays + 1);
       this.offsets.set(subject, days);
     }
     return days;
+  }
+  knownDateOffsetDays(subject: string): number | undefined {
+    return this.offsets.get(subject) ?? this.base.knownDateOffsetDays(subject);
   }
   close(): void {}
 }

@@ -236,7 +236,6 @@ export class SqlitePseudonymVault implements PseudonymVault {
       throw new RangeError('Pseudonym vault: maxDays must be a positive integer');
     }
     const subjectHash = this.mac('date-offset' + SEP + subject);
-    const aad = Buffer.concat([Buffer.from('date-offset' + SEP), subjectHash]);
     try {
       let sealed = this.selectOffset.get(subjectHash);
       if (sealed === undefined) {
@@ -247,18 +246,33 @@ export class SqlitePseudonymVault implements PseudonymVault {
         const offset = -crypto.randomInt(1, maxDays + 1);
         const plain = Buffer.alloc(4);
         plain.writeInt32BE(offset);
-        this.insertOffset.run(subjectHash, this.sealBytes(plain, aad));
+        this.insertOffset.run(subjectHash, this.sealBytes(plain, offsetAad(subjectHash)));
         sealed = this.selectOffset.get(subjectHash); // the winner's offset, as in pseudonymize
         if (sealed === undefined) throw new VaultUnavailableError('Pseudonym vault: could not store a date offset');
       }
       // Stored once and returned as stored, even if maxDays changes later: every date of a subject
       // must keep moving by the same amount, or intervals between them would change.
-      const plain = this.unsealBytes(sealed, aad, 'a stored date offset');
-      if (plain.length !== 4) throw new VaultUnavailableError('Pseudonym vault: a stored date offset is malformed');
-      return plain.readInt32BE(0);
+      return this.openOffset(sealed, subjectHash);
     } catch (err) {
       throw this.failure('reading or storing a date offset', err);
     }
+  }
+
+  knownDateOffsetDays(subject: string): number | undefined {
+    checkText('the subject', subject);
+    const subjectHash = this.mac('date-offset' + SEP + subject);
+    try {
+      const sealed = this.selectOffset.get(subjectHash);
+      return sealed === undefined ? undefined : this.openOffset(sealed, subjectHash);
+    } catch (err) {
+      throw this.failure('reading a date offset', err);
+    }
+  }
+
+  private openOffset(sealed: Buffer, subjectHash: Buffer): number {
+    const plain = this.unsealBytes(sealed, offsetAad(subjectHash), 'a stored date offset');
+    if (plain.length !== 4) throw new VaultUnavailableError('Pseudonym vault: a stored date offset is malformed');
+    return plain.readInt32BE(0);
   }
 
   close(): void {
@@ -319,6 +333,11 @@ export class SqlitePseudonymVault implements PseudonymVault {
 /** AAD of a pair's ciphertext (SP 800-38D: authenticated, not encrypted). */
 function pairAad(domain: string, pseudonym: string): Buffer {
   return Buffer.from('pair' + SEP + domain + SEP + pseudonym, 'utf8');
+}
+
+/** AAD of a date offset's ciphertext: binds it to its subject's row. */
+function offsetAad(subjectHash: Buffer): Buffer {
+  return Buffer.concat([Buffer.from('date-offset' + SEP), subjectHash]);
 }
 
 /**

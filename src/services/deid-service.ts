@@ -50,18 +50,24 @@ export class DeidService {
       if (!deid.table) throw FhirError.notSupported('Nothing to re-identify: this server stores data as sent (DEID_MAPPING=none)', 400);
       const stored = await this.resources.read(request.resourceType, request.id);
       const restored = deid.reidentify(JSON.parse(stored.json!) as Resource);
-      await this.audit(request, principal, '0', 'Re-identified', `${stored.resourceType}/${stored.id}`);
+      await this.audit(request, principal, '0', 'Re-identified', stored.id);
       return restored;
     } catch (error) {
       const status = error instanceof FhirError ? error.status : 500;
-      const what = `${request.resourceType}/${this.resources.deidentification.storedIdForRead(request.resourceType, request.id)}`;
-      await this.audit(request, principal, status >= 500 ? '8' : '4', `Refused (${status})`, what);
+      // The URL's id is the client's: only the stored id it names may be recorded (see storedIdIfKnown).
+      const storedId = await this.resources.deidentification.storedIdIfKnown(request.resourceType, request.id);
+      await this.audit(request, principal, status >= 500 ? '8' : '4', `Refused (${status})`, storedId);
       throw error;
     }
   }
 
+  /**
+   * The AuditEvent of one call. It is a server record (ResourceService.createServerRecord), which
+   * skips the mapping table, so nothing a client wrote goes in as it was sent: the resource is
+   * named by its stored id only, or not at all when the URL's id names nothing stored.
+   */
   private async audit(request: ReidentifyRequest, principal: Principal | undefined, outcome: AuditOutcome,
-    description: string, what: string): Promise<void> {
+    description: string, storedId: string | undefined): Promise<void> {
     await this.resources.createServerRecord({
       resourceType: 'AuditEvent',
       type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
@@ -71,17 +77,41 @@ export class DeidService {
       outcome,
       outcomeDesc: description,
       purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'HOPERAT', display: 'healthcare operations' }] }],
-      agent: [{
-        requestor: true,
-        // The token's subject, or nobody known when there was no valid token.
-        altId: principal?.subject ?? 'anonymous',
-        ...(request.clientAddress ? { network: { address: request.clientAddress, type: '2' } } : {}),
-      }],
+      agent: [this.requester(request, principal)],
       source: {
         observer: { display: 'fhir-ledger' },
         type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }],
       },
-      entity: [{ what: { reference: what }, description: '$reidentify' }],
+      entity: [storedId === undefined
+        ? { description: '$reidentify of an id that names no stored resource' }
+        : { what: { reference: `${request.resourceType}/${storedId}` }, description: '$reidentify' }],
     });
+  }
+
+  /**
+   * Who asked. The re-identification scope is a dedicated permission the covered entity grants to
+   * workforce members or honest-broker services, never to patients: for its holders the token's
+   * subject and network address are kept in clear, as accounting for disclosures needs (45 CFR
+   * 164.528; audit controls, 164.312(b)). Anyone else may be a patient (a patient-facing app's
+   * token, a caller from a home address): their subject and address are kept only as keyed hashes
+   * (Deidentification.requesterPseudonym), enough to tell repeated attempts apart.
+   */
+  private requester(request: ReidentifyRequest, principal: Principal | undefined): Record<string, unknown> {
+    if (principal?.scopes.has(REIDENTIFY_SCOPE)) {
+      return {
+        requestor: true, altId: principal.subject,
+        ...(request.clientAddress ? { network: { address: request.clientAddress, type: '2' } } : {}),
+      };
+    }
+    const deid = this.resources.deidentification;
+    const subject = principal ? deid.requesterPseudonym('token-subject', principal.subject) : undefined;
+    const address = request.clientAddress ? deid.requesterPseudonym('network-address', request.clientAddress) : undefined;
+    return {
+      requestor: true,
+      // No valid token: nobody known.
+      altId: principal ? subject ?? 'token subject not kept' : 'anonymous',
+      // A hash is no address of any network type (R4 network-type), so it carries none.
+      ...(address ? { network: { address } } : {}),
+    };
   }
 }

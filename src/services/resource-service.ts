@@ -100,12 +100,21 @@ export class ResourceService {
    * A record the server writes about itself (an AuditEvent): validated, indexed and committed
    * like any version, but not passed through the mapping table: it holds stored ids and the
    * server's own words, and a table that redacts `agent.network` would erase the audit trail.
+   * Skipping the table, it must carry no client string (identifiers never rest in the clinical
+   * store): its callers keep them out, and every reference is checked to name a resource the
+   * store holds, so a client's id can never be stored in clear this way.
    */
   async createServerRecord(resource: Resource): Promise<StoredVersion> {
     const id = randomUUID();
     const stored: Resource = { ...resource, id };
     const issues = this.validator.validate(stored).filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (issues.length > 0) throw new Error(`internal: invalid ${resource.resourceType} record: ${issues.map((i) => i.diagnostics).join('; ')}`);
+    for (const reference of referencesIn(stored)) {
+      const literal = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(reference);
+      if (!literal || !(await this.store.readCurrent(literal[1]!, literal[2]!))) {
+        throw new Error(`internal: a ${resource.resourceType} record names something other than a stored resource`);
+      }
+    }
     const prepared = { resource: stored, indexEntries: this.extractor.extract(stored) };
     return this.store.transaction((t) => this.commitVersion(t, resource.resourceType, id, prepared, undefined));
   }
@@ -441,4 +450,16 @@ export class ResourceService {
     if (!/^\d{1,9}$/.test(text)) throw FhirError.badRequest(`${name} must be a non-negative integer`, 'value');
     return Number(text);
   }
+}
+
+/** Every `reference` string in a resource (a server record's, to check before it is stored). */
+function referencesIn(value: unknown, found: string[] = []): string[] {
+  if (Array.isArray(value)) for (const item of value) referencesIn(item, found);
+  else if (typeof value === 'object' && value !== null) {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'reference' && typeof child === 'string') found.push(child);
+      else referencesIn(child, found);
+    }
+  }
+  return found;
 }

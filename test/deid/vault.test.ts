@@ -252,6 +252,23 @@ describe('SqlitePseudonymVault', () => {
     again.close();
   });
 
+  it('reads a date offset it holds without ever creating one (knownDateOffsetDays, for previews)', () => {
+    const vault = open();
+    expect(vault.knownDateOffsetDays('Patient/new')).to.equal(undefined);
+    expect(vault.knownDateOffsetDays('Patient/new')).to.equal(undefined);
+    const count = () => {
+      const db = new Database(file, { readonly: true });
+      try { return db.prepare('SELECT count(*) FROM date_offsets').pluck().get(); } finally { db.close(); }
+    };
+    expect(count()).to.equal(0);
+    const d = vault.dateOffsetDays('Patient/new', 100);
+    expect(vault.knownDateOffsetDays('Patient/new')).to.equal(d);
+    vault.close();
+    const again = open();
+    expect(again.knownDateOffsetDays('Patient/new')).to.equal(d);
+    again.close();
+  });
+
   it('refuses an altered date offset', () => {
     const vault = open();
     vault.dateOffsetDays('Patient/a', 100);

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { temporaryDataDir } from '../support/test-server.js';
+import { startTestServer, temporaryDataDir } from '../support/test-server.js';
 
 const cli = path.resolve('dist/src/cli.js');
 
@@ -58,6 +58,43 @@ describe('fhir-ledger deid (CLI, NDJSON)', function () {
     const out = fs.readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(out[0].birthDate).to.match(/^\d{4}-\d{2}-\d{2}$/);
     expect(out[0].birthDate).not.to.equal('1950-02-03');
+  });
+
+  it('--mapping research keeps a patient\'s intervals exactly, whichever line comes first', () => {
+    const file = path.join(dir, 'intervals.ndjson');
+    const obs = (id: string, date: string) => ({ resourceType: 'Observation', id, status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p1' }, effectiveDateTime: date });
+    fs.writeFileSync(file, [obs('o0', '1990-01-22'), { resourceType: 'Patient', id: 'p1', birthDate: '1990-01-02' }, obs('o1', '1990-01-02'), obs('o2', '1990-01-12')]
+      .map((r) => JSON.stringify(r)).join('\n'));
+    const result = run(['--mapping', 'research', file, output], path.join(dir, 'data'));
+    expect(result.status, result.stderr).to.equal(0);
+    const [o0, patient, o1, o2] = fs.readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(patient.birthDate).not.to.equal('1990-01-02');
+    for (const o of [o0, o1, o2]) expect(o.subject.reference).to.equal(`Patient/${patient.id}`);
+    const days = (a: string, b: string) => (Date.parse(b) - Date.parse(a)) / 86_400_000;
+    expect([o1, o2, o0].map((o) => days(patient.birthDate, o.effectiveDateTime))).to.deep.equal([0, 10, 20]);
+  });
+
+  it('--mapping research uses the date shifts a server already stored (read only)', async () => {
+    const dataDir = temporaryDataDir('deid-cli-vault-');
+    try {
+      const server = await startTestServer({ deidMapping: 'research', dataDir });
+      let stored: { birthDate: string; id: string };
+      try {
+        expect((await server.request('PUT', '/fhir/Patient/ehr-v-1', { body: { resourceType: 'Patient', id: 'ehr-v-1', birthDate: '1966-06-06' } })).status).to.equal(201);
+        stored = (await server.request('GET', '/fhir/Patient/ehr-v-1')).json;
+      } finally {
+        await server.close();
+      }
+      const file = path.join(dir, 'known.ndjson');
+      fs.writeFileSync(file, `${JSON.stringify({ resourceType: 'Patient', id: 'ehr-v-1', birthDate: '1966-06-06' })}\n`);
+      const result = run(['--mapping', 'research', file, output], dataDir);
+      expect(result.status, result.stderr).to.equal(0);
+      const out = JSON.parse(fs.readFileSync(output, 'utf8'));
+      expect(out.id).to.equal(stored.id);
+      expect(out.birthDate).to.equal(stored.birthDate);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unknown table by name', () => {

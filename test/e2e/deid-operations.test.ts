@@ -2,6 +2,8 @@
  * $deidentify (a preview that stores nothing) and $reidentify (only with the scope, every call
  * audited), on the real server with the safe-harbor table and a real vault file.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
 import { SignJWT } from 'jose';
 import { REIDENTIFY_SCOPE } from '../../src/auth/bearer-tokens.js';
@@ -17,6 +19,20 @@ async function token(scope: string, options: { secret?: string; expiresIn?: stri
     .setIssuedAt()
     .setExpirationTime(options.expiresIn ?? '5m')
     .sign(new TextEncoder().encode(options.secret ?? SECRET));
+}
+
+/** Files under `dir` (every file of the data folder: databases, WAL files, the vault) whose bytes contain `text`. */
+function filesContaining(dir: string, text: string): string[] {
+  const needle = Buffer.from(text, 'utf8');
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.join(entry.parentPath, entry.name))
+    .filter((file) => fs.readFileSync(file).includes(needle));
+}
+
+/** Whole days from date a to date b (YYYY-MM-DD or a dateTime). */
+function daysBetween(a: string, b: string): number {
+  return (Date.parse(b) - Date.parse(a)) / 86_400_000;
 }
 
 function identifiedPatient(ehrId: string, mrn: string) {
@@ -161,6 +177,35 @@ describe('de-identification operations (real server, safe-harbor, real vault)', 
       });
       expect(res.status).to.equal(404);
     });
+
+    it('audits calls naming a client id the server never stored without storing that id, nor who a scope-less caller is or where from', async () => {
+      const before = (await server.request('GET', '/fhir/AuditEvent?_count=1000')).json.entry?.length ?? 0;
+      const noToken = await server.request('GET', '/fhir/Patient/ehr-5555/$reidentify');
+      expect(noToken.status).to.equal(401);
+      const patientApp = await server.request('GET', '/fhir/Patient/ehr-5555/$reidentify', {
+        headers: { authorization: `Bearer ${await token('patient/*.read', { subject: 'patient-app-user-7777' })}` },
+      });
+      expect(patientApp.status).to.equal(403);
+      const granted = await server.request('GET', '/fhir/Patient/ehr-5555/$reidentify', {
+        headers: { authorization: `Bearer ${await token(REIDENTIFY_SCOPE)}` },
+      });
+      expect(granted.status).to.equal(404);
+      const events = (await server.request('GET', '/fhir/AuditEvent?_count=1000&_sort=-_lastUpdated')).json.entry
+        .map((e: { resource: any }) => e.resource);
+      expect(events.length).to.equal(before + 3);
+      // All three are audited, none names a resource (the id names nothing stored).
+      const latest = events.filter((e: any) => e.entity.every((x: any) => x.what === undefined));
+      expect(latest.length).to.be.at.least(3);
+      const byOutcome = (altId: (a: string) => boolean) => latest.filter((e: any) => altId(e.agent[0].altId));
+      expect(byOutcome((a) => a === 'anonymous')).to.have.length.at.least(1);
+      // The scope-less token's subject (perhaps a patient) and address are kept only as keyed hashes.
+      const hashed = byOutcome((a) => a.startsWith('hmac-sha256:'));
+      expect(hashed).to.have.length.at.least(1);
+      expect(hashed[0].agent[0].network.address).to.match(/^hmac-sha256:[0-9a-f]{64}$/);
+      for (const text of ['ehr-5555', 'nobody-here', 'patient-app-user-7777']) {
+        expect(filesContaining(server.dataDir, text), text).to.deep.equal([]);
+      }
+    });
   });
 
   it('hierarchy searches by an EHR\'s own ids go through the vault (partof:below)', async () => {
@@ -182,6 +227,71 @@ describe('de-identification operations (real server, safe-harbor, real vault)', 
     expect(res.json.description).to.include("'safe-harbor' mapping table");
     expect(res.json.rest[0].operation.map((o: { name: string }) => o.name)).to.include('deidentify');
     expect(res.json.rest[0].resource[0].operation.map((o: { name: string }) => o.name)).to.include('reidentify');
+  });
+});
+
+describe('$deidentify under the research table (dates shifted per patient)', function () {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({ deidMapping: 'research' });
+  });
+  after(async () => server.stop());
+
+  const observation = (id: string, patient: string, date: string) => ({
+    resourceType: 'Observation', id, status: 'final', code: { text: 'weight' }, subject: { reference: `Patient/${patient}` },
+    effectiveDateTime: date, valueQuantity: { value: 70, unit: 'kg' },
+  });
+
+  it('shows the dates the store holds for the resources of an already stored patient', async () => {
+    expect((await server.request('PUT', '/fhir/Patient/ehr-r-1', { body: { resourceType: 'Patient', id: 'ehr-r-1', birthDate: '1980-05-06' } })).status).to.equal(201);
+    const storedObs = await server.request('PUT', '/fhir/Observation/ehr-r-obs-1', { body: observation('ehr-r-obs-1', 'ehr-r-1', '2020-07-08') });
+    expect(storedObs.status).to.equal(201);
+    const storedPatient = (await server.request('GET', '/fhir/Patient/ehr-r-1')).json;
+    expect(storedPatient.birthDate).not.to.equal('1980-05-06');
+
+    const patient = await server.request('POST', '/fhir/$deidentify', { body: { resourceType: 'Patient', id: 'ehr-r-1', birthDate: '1980-05-06' } });
+    expect(patient.json.id).to.equal(storedPatient.id);
+    expect(patient.json.birthDate).to.equal(storedPatient.birthDate);
+    const obs = await server.request('POST', '/fhir/$deidentify', { body: observation('ehr-r-obs-2', 'ehr-r-1', '2020-07-08') });
+    expect(obs.json.subject.reference).to.equal(`Patient/${storedPatient.id}`);
+    expect(obs.json.effectiveDateTime).to.equal(storedObs.json.effectiveDateTime);
+
+    // A server-assigned id (POST) is a stored id: the preview uses it and its patient's offset.
+    const posted = await server.request('POST', '/fhir/Patient', { body: { resourceType: 'Patient', birthDate: '1970-01-01' } });
+    const storedByServerId = await server.request('PUT', '/fhir/Observation/ehr-r-obs-3', { body: observation('ehr-r-obs-3', posted.json.id, '2019-02-03') });
+    const byServerId = await server.request('POST', '/fhir/$deidentify', { body: observation('ehr-r-obs-4', posted.json.id, '2019-02-03') });
+    expect(byServerId.json.subject.reference).to.equal(`Patient/${posted.json.id}`);
+    expect(byServerId.json.effectiveDateTime).to.equal(storedByServerId.json.effectiveDateTime);
+  });
+
+  it('keeps a patient\'s intervals exactly across the entries of a Bundle, and stored patients\' dates as stored', async () => {
+    const stored = await server.request('PUT', '/fhir/Observation/ehr-r-obs-5', { body: observation('ehr-r-obs-5', 'ehr-r-1', '2021-01-01') });
+    expect(stored.status).to.equal(201);
+    const bundle = {
+      resourceType: 'Bundle', type: 'transaction', timestamp: '2024-03-04T05:06:07Z',
+      entry: [
+        // The Observation before its Patient: order must not matter.
+        { fullUrl: 'urn:uuid:5f0c2a4e-1b7d-4c3e-9a51-0d1e2f3a4b5c', resource: observation('ehr-b-obs-2', 'p1', '1990-01-12'), request: { method: 'PUT', url: 'Observation/ehr-b-obs-2' } },
+        { resource: { resourceType: 'Patient', id: 'p1', birthDate: '1990-01-02' }, request: { method: 'PUT', url: 'Patient/p1' } },
+        { resource: observation('ehr-b-obs-1', 'p1', '1990-01-02'), request: { method: 'PUT', url: 'Observation/ehr-b-obs-1' } },
+        { resource: observation('ehr-b-obs-6', 'ehr-r-1', '2021-01-01'), request: { method: 'PUT', url: 'Observation/ehr-b-obs-6' } },
+      ],
+    };
+    const res = await server.request('POST', '/fhir/$deidentify', { body: bundle });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.json.type).to.equal('collection');
+    const [obs2, patient, obs1, known] = res.json.entry.map((e: { resource: any }) => e.resource);
+    expect(patient.resourceType).to.equal('Patient');
+    expect(obs1.subject.reference).to.equal(`Patient/${patient.id}`);
+    expect(obs2.subject.reference).to.equal(`Patient/${patient.id}`);
+    expect(patient.birthDate).not.to.equal('1990-01-02');
+    expect(daysBetween(patient.birthDate, obs1.effectiveDateTime)).to.equal(0);
+    expect(daysBetween(patient.birthDate, obs2.effectiveDateTime)).to.equal(10);
+    expect(known.effectiveDateTime).to.equal(stored.json.effectiveDateTime);
+    expect(res.text).not.to.match(/ehr-b-|"p1"|1990-01-02|1990-01-12/);
+    // Nothing was stored.
+    expect((await server.request('GET', '/fhir/Observation/ehr-b-obs-1')).status).to.equal(404);
   });
 });
 
