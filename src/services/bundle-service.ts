@@ -210,7 +210,7 @@ export class BundleService {
         return written(await this.resources.conditionalPatch(resourceType, target.query ?? '', operations, tx));
       }
       case 'DELETE':
-        if (target.id) return written(await this.resources.delete(resourceType, target.id, tx));
+        if (target.id) return written(await this.resources.delete(resourceType, target.id, tx, request.ifMatch));
         return written(await this.resources.conditionalDelete(resourceType, target.query ?? '', tx));
     }
   }

@@ -291,11 +291,18 @@ export class ResourceService {
    * FHIR R4 http.html#delete. Deletes are versions too (history shows them). Deleting a
    * resource that is already deleted, or never existed, succeeds and writes nothing.
    */
-  async delete(resourceType: string, clientId: string, tx?: StoreTransaction): Promise<WriteResult> {
+  /**
+   * http.html#delete. With If-Match (http.html#concurrency: version-aware updates, applied to
+   * deletes too so that a client deleting what it last saw cannot delete a newer version):
+   * a stale or absent version → 412.
+   */
+  async delete(resourceType: string, clientId: string, tx?: StoreTransaction, ifMatch?: string): Promise<WriteResult> {
     this.assertValidId(clientId);
     const id = this.deid.storedIdForRead(resourceType, clientId);
+    const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       const current = await t.readCurrent(resourceType, id);
+      this.checkIfMatch(expectedVersion, current);
       if (!current || current.deleted) return { status: 204, version: current };
       const version = await this.commitVersion(t, resourceType, id, null, current);
       return { status: 204, version };

@@ -57,6 +57,13 @@ describe('REST interactions (e2e)', () => {
       expect(v1.gender).to.equal('female');
       const current = await client.read({ resourceType: 'Patient', id: created.id }) as any;
       expect(current.gender).to.equal('other');
+
+      // A delete with a stale If-Match deletes nothing; with the current version it deletes.
+      const staleDelete = await server.request('DELETE', `/fhir/Patient/${created.id}`, { headers: { 'If-Match': 'W/"1"' } });
+      expect(staleDelete.status).to.equal(412);
+      expect((await server.request('GET', `/fhir/Patient/${created.id}`)).status).to.equal(200);
+      expect((await server.request('DELETE', `/fhir/Patient/${created.id}`, { headers: { 'If-Match': 'W/"2"' } })).status).to.equal(204);
+      expect((await server.request('GET', `/fhir/Patient/${created.id}`)).status).to.equal(410);
     });
 
     it('update-as-create with a client id answers 201; an invalid id is 400', async () => {

@@ -103,7 +103,7 @@ export function resourceHandlers(service: ResourceService, search: SearchService
     },
 
     async delete(ctx: Context): Promise<void> {
-      sendWriteResult(ctx, await service.delete(typeOf(ctx), ctx.params.id!), 'Deleted');
+      sendWriteResult(ctx, await service.delete(typeOf(ctx), ctx.params.id!, undefined, ctx.get('If-Match') || undefined), 'Deleted');
     },
 
     async conditionalDelete(ctx: Context): Promise<void> {
