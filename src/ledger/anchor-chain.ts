@@ -30,6 +30,17 @@ export class NonceAlreadyUsedError extends Error {
   }
 }
 
+/**
+ * The transaction's nonce is beyond the account's next one: the chain lost transactions the
+ * account sent before it (a node restarted from an older state), so it would wait unmined forever.
+ */
+export class NonceAheadOfChainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonceAheadOfChainError';
+  }
+}
+
 export interface AnchorChain {
   /** Decimal chain id. */
   readonly chainId: string;
@@ -40,7 +51,10 @@ export interface AnchorChain {
   rootOf(treeSize: number): Promise<Buffer | undefined>;
   /** Builds and signs anchor(treeSize, root) without sending it. */
   signAnchor(treeSize: number, root: Buffer): Promise<SignedAnchorTransaction>;
-  /** Sends a signed transaction; a node that already knows it is not an error. */
+  /**
+   * Sends a signed transaction; a node that already knows it is not an error. Throws
+   * NonceAlreadyUsedError or NonceAheadOfChainError for one that can never be mined as it is.
+   */
   broadcast(raw: string): Promise<void>;
   /** The receipt of a mined transaction; undefined while it is not mined (or unknown). */
   receipt(txHash: string): Promise<AnchorReceipt | undefined>;

@@ -4,10 +4,12 @@
  * leaves and writes its own rows.
  *
  * Each cycle (a timer, one cycle at a time):
- *  1. connect to the chain (the embedded anvil is started by the connector on first use);
+ *  1. connect to the chain (the embedded anvil is started by the connector on first use, and
+ *     started again if it died) and, once per connection, reconcile with it (below);
  *  2. settle anchors left `pending` (by a crash, a timeout or a chain outage): a receipt → record
  *     it; the root already on-chain → record it, not re-sent; otherwise broadcast the same
- *     signed transaction again, or mark it abandoned if its nonce was used meanwhile;
+ *     signed transaction again, or mark it abandoned if it can no longer be mined (its nonce used
+ *     meanwhile, or beyond the account's next one on a chain that lost transactions);
  *  3. when LEDGER_BATCH_LEAVES leaves are waiting, or the oldest has waited LEDGER_BATCH_SECONDS:
  *     cache the subtree hashes, compute the root of the CURRENT tree size, and if the chain has
  *     no root for that size, sign anchor(size, root), record it as pending (with the signed
@@ -15,10 +17,12 @@
  * A root covers every leaf below its tree size, so leaves that waited out an outage are all
  * covered by the next root (none lost), and a tree size is never sent twice: it is recorded as
  * pending before it is sent, and the contract refuses a second root for a size (none twice).
- * Failures back off exponentially; the FHIR server goes on meanwhile.
+ * Failures back off exponentially; the FHIR server goes on meanwhile. A failed cycle drops its
+ * connection (see dropChain), so the next attempt connects and reconciles anew; only a chain that
+ * disagrees with the log (LedgerDivergedError) stops anchoring for good.
  */
 import type { LedgerAnchor, LedgerStore } from '../store/store.js';
-import { NonceAlreadyUsedError, type AnchorChain, type AnchorReceipt } from './anchor-chain.js';
+import { NonceAheadOfChainError, NonceAlreadyUsedError, type AnchorChain, type AnchorReceipt } from './anchor-chain.js';
 import type { MerkleLog } from './merkle-log.js';
 
 export type ChainConnector = () => Promise<AnchorChain>;
@@ -210,6 +214,7 @@ export class Anchorer {
       this.logger.error({ err: message, treeSize: error.treeSize }, 'LEDGER DIVERGED FROM THE CHAIN: anchoring stopped');
       return;
     }
+    this.dropChain();
     this.current.consecutiveFailures++;
     const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (this.current.consecutiveFailures - 1));
     this.current.nextAttemptAt = Date.now() + delay;
@@ -219,9 +224,24 @@ export class Anchorer {
   }
 
   /**
-   * At start: settle pending anchors, and check that the latest recorded anchors are still on
-   * the chain (an embedded chain whose state was lost no longer has them; their leaves are
-   * then re-covered by the next root).
+   * Drops the connection after a failed cycle, so that the next attempt connects anew through the
+   * connector (the only way a dead embedded node is started again) and reconciles with the chain
+   * again: a node that came back may have lost what it mined last (an embedded anvil killed hard
+   * restarts from its last state dump), and pending anchors must be settled against the chain as
+   * it is now. Any failure drops it, not only a refused connection: a dead, hung or restarted
+   * node fails in many ways (refused, reset, timed out, a receipt that never comes), and
+   * reconnecting costs two calls per back-off step.
+   */
+  private dropChain(): void {
+    this.chain?.close();
+    this.chain = undefined;
+    this.reconciled = false;
+  }
+
+  /**
+   * On each new connection: settle pending anchors, and check that the latest recorded anchors
+   * are still on the chain (an embedded chain whose state was lost, or that restarted from an
+   * older state dump, no longer has them; their leaves are then re-covered by the next root).
    */
   private async reconcileWithChain(chain: AnchorChain): Promise<void> {
     await this.settlePendingAnchors(chain);
@@ -263,6 +283,13 @@ export class Anchorer {
     } catch (error) {
       if (error instanceof NonceAlreadyUsedError) {
         this.logger.warn({ treeSize: anchor.treeSize, txHash: anchor.txHash }, 'pending anchor superseded (nonce used); abandoned');
+        await this.ledger.saveAnchor({ ...anchor, status: 'abandoned', rawTx: null });
+        return;
+      }
+      if (error instanceof NonceAheadOfChainError) {
+        // Never sent to this chain (it lost the transactions before it): its leaves go into the next root.
+        this.logger.warn({ treeSize: anchor.treeSize, txHash: anchor.txHash },
+          'pending anchor signed for transactions the chain lost (restarted from an older state?); abandoned');
         await this.ledger.saveAnchor({ ...anchor, status: 'abandoned', rawTx: null });
         return;
       }

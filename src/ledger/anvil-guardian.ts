@@ -16,8 +16,12 @@ if (!binary) {
   process.exit(2);
 }
 
-const child = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+// anvil's stdout is not read (it runs --silent); this process's stdout reports anvil's pid, one
+// JSON line, so that the server can name the node's own process (the one holding the state).
+const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'inherit'] });
 let stopping = false;
+process.stdout.on('error', () => undefined); // a server gone before reading it: nothing to report to
+if (child.pid !== undefined) process.stdout.write(`${JSON.stringify({ anvilPid: child.pid })}\n`);
 
 function stopChild(): void {
   if (stopping) return;

@@ -87,10 +87,17 @@ export class AnvilNode {
     /** Resolves with the exit code when the guardian (and so anvil) has exited. */
     readonly exited: Promise<number | null>,
     private readonly stderr: () => string,
+    private readonly reportedAnvilPid: () => number | undefined,
   ) {}
 
+  /** The guardian's pid (the process this server started). */
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** anvil's own pid, as its guardian reported it (undefined until then). */
+  get anvilPid(): number | undefined {
+    return this.reportedAnvilPid();
   }
 
   get running(): boolean {
@@ -107,28 +114,44 @@ export class AnvilNode {
     if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId));
     const guardian = fileURLToPath(new URL('./anvil-guardian.js', import.meta.url));
     const child = spawn(process.execPath, [guardian, options.binary ?? resolveAnvilBinary(), ...args], {
-      stdio: ['pipe', 'ignore', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4000); });
+    // The guardian's first stdout line names anvil's pid (see anvil-guardian.ts).
+    let stdout = '';
+    let anvilPid: number | undefined;
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      if (anvilPid !== undefined) return;
+      stdout += chunk;
+      const newline = stdout.indexOf('\n');
+      if (newline < 0) return;
+      try {
+        anvilPid = (JSON.parse(stdout.slice(0, newline)) as { anvilPid?: number }).anvilPid;
+      } catch { /* not the report */ }
+      stdout = '';
+    });
     // The pipe is the guardian's lifeline; it must not keep this process alive by itself.
     child.stdin!.on('error', () => undefined);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const node = new AnvilNode(`http://${host}:${port}`, port, child, exited, () => stderr);
+    const node = new AnvilNode(`http://${host}:${port}`, port, child, exited, () => stderr, () => anvilPid);
     const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
-    for (;;) {
+    for (let answered = false; ;) {
       if (!node.running) throw new Error(`anvil exited at start: ${stderr.trim() || 'no output'}`);
       try {
-        await jsonRpc(node.rpcUrl, 'eth_chainId', [], 500);
-        return node;
+        if (!answered) await jsonRpc(node.rpcUrl, 'eth_chainId', [], 500);
+        answered = true;
+        // The guardian reports anvil's pid before anvil can answer; its line may still be in the pipe.
+        if (anvilPid !== undefined || Date.now() > deadline) return node;
       } catch {
         if (Date.now() > deadline) {
           await node.stop();
           throw new Error(`anvil did not answer on ${node.rpcUrl} within the start timeout: ${stderr.trim()}`);
         }
-        await new Promise((r) => setTimeout(r, 25));
       }
+      await new Promise((r) => setTimeout(r, 25));
     }
   }
 

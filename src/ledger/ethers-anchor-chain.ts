@@ -11,7 +11,7 @@ import {
   zeroPadValue, type FeeData, type TransactionRequest,
 } from 'ethers';
 import {
-  NonceAlreadyUsedError, type AnchorChain, type AnchorLocation, type AnchorReceipt, type SignedAnchorTransaction,
+  NonceAheadOfChainError, NonceAlreadyUsedError, type AnchorChain, type AnchorLocation, type AnchorReceipt, type SignedAnchorTransaction,
 } from './anchor-chain.js';
 import { loadLedgerAnchorArtifact } from './ledger-anchor-artifact.js';
 
@@ -176,6 +176,14 @@ export class EthersAnchorChain implements AnchorChain {
 
   async broadcast(raw: string): Promise<void> {
     const nonce = Transaction.from(raw).nonce;
+    if (this.nextNonce !== nonce) {
+      // Not signed on this connection (a pending anchor sent again): a node would take a nonce
+      // beyond the account's next one without a word and never mine it, so ask first.
+      const next = await this.provider.getTransactionCount(this.wallet.address, 'pending');
+      if (nonce > next) {
+        throw new NonceAheadOfChainError(`transaction ${Transaction.from(raw).hash} has nonce ${nonce}, the account is at ${next} on the chain`);
+      }
+    }
     try {
       await this.provider.send('eth_sendRawTransaction', [raw]);
       // The anchoring account is the anchorer's alone: the next nonce is known without asking.
