@@ -9,28 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { Interface } from 'ethers';
 import { ANVIL_DEV_ADDRESS, jsonRpc } from '../../src/ledger/anvil-node.js';
 import { embeddedChainInfoFile, readEmbeddedChainInfo, type EmbeddedChainInfo } from '../../src/ledger/embedded-chain.js';
-import { loadLedgerAnchorArtifact } from '../../src/ledger/ledger-anchor-artifact.js';
 import type { LedgerStatus } from '../../src/ledger/ledger-verifier.js';
+import { rootsOnChain, writeLoad } from '../support/ledger-load.js';
 import { startTestServer, temporaryDataDir, type TestServer } from '../support/test-server.js';
 
-const iface = new Interface(loadLedgerAnchorArtifact().abi as string[]);
-
-/** RootAnchored events of the contract, failing on a tree size anchored twice: size → root (hex). */
-async function rootsOnChain(rpcUrl: string, contractAddress: string): Promise<Map<number, string>> {
-  const logs = await jsonRpc(rpcUrl, 'eth_getLogs', [{
-    address: contractAddress, fromBlock: '0x0', toBlock: 'latest', topics: [iface.getEvent('RootAnchored')!.topicHash],
-  }], 10_000) as { topics: string[]; data: string }[];
-  const roots = new Map<number, string>();
-  for (const l of logs) {
-    const size = Number(BigInt(l.topics[1]!));
-    expect(roots.has(size), `tree size ${size} anchored twice`).to.equal(false);
-    roots.set(size, l.data.slice(2));
-  }
-  return roots;
-}
 
 function processAlive(pid: number): boolean {
   try {
@@ -55,34 +39,6 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, tim
 function runningNode(dataDir: string): (EmbeddedChainInfo & { rpcUrl: string; anvilPid: number }) | undefined {
   const info = readEmbeddedChainInfo(dataDir);
   return info?.rpcUrl && info.anvilPid && processAlive(info.anvilPid) ? info as EmbeddedChainInfo & { rpcUrl: string; anvilPid: number } : undefined;
-}
-
-/** `workers` clients creating Observations in a loop until stopped. */
-function writeLoad(baseUrl: string, workers: number): { stop(): Promise<{ ok: number; failed: number }> } {
-  let running = true;
-  let ok = 0;
-  let failed = 0;
-  const loops = Array.from({ length: workers }, async (_, w) => {
-    for (let i = 0; running; i++) {
-      try {
-        const res = await fetch(`${baseUrl}/Observation`, {
-          method: 'POST', headers: { 'Content-Type': 'application/fhir+json' },
-          body: JSON.stringify({ resourceType: 'Observation', status: 'final', code: { text: `w${w}-${i}` }, subject: { reference: 'Patient/x' } }),
-        });
-        await res.arrayBuffer();
-        if (res.status === 201) ok++; else failed++;
-      } catch {
-        failed++;
-      }
-    }
-  });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      return { ok, failed };
-    },
-  };
 }
 
 describe('ledger end to end: the embedded anvil killed under write load', function () {

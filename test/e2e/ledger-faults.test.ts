@@ -12,62 +12,15 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { Interface } from 'ethers';
 import { ANVIL_DEV_ADDRESS, ANVIL_DEV_PRIVATE_KEY, AnvilNode, jsonRpc } from '../../src/ledger/anvil-node.js';
 import { deployLedgerAnchor } from '../../src/ledger/ethers-anchor-chain.js';
-import { loadLedgerAnchorArtifact } from '../../src/ledger/ledger-anchor-artifact.js';
+import { rootsOnChain, writeLoad } from '../support/ledger-load.js';
 import { startTestServer, temporaryDataDir } from '../support/test-server.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-const iface = new Interface(loadLedgerAnchorArtifact().abi as string[]);
-
-/** RootAnchored events of a contract, checked for duplicates: tree size → root (hex). */
-async function rootsOnChain(rpcUrl: string, contractAddress: string): Promise<Map<number, string>> {
-  const logs = await jsonRpc(rpcUrl, 'eth_getLogs', [{
-    address: contractAddress, fromBlock: '0x0', toBlock: 'latest', topics: [iface.getEvent('RootAnchored')!.topicHash],
-  }]) as { topics: string[]; data: string }[];
-  const roots = new Map<number, string>();
-  for (const l of logs) {
-    const size = Number(BigInt(l.topics[1]!));
-    expect(roots.has(size), `tree size ${size} anchored twice`).to.equal(false);
-    roots.set(size, l.data.slice(2));
-  }
-  return roots;
-}
 
 async function transactionsSent(rpcUrl: string): Promise<number> {
   return Number(await jsonRpc(rpcUrl, 'eth_getTransactionCount', [ANVIL_DEV_ADDRESS, 'latest']));
-}
-
-interface Load { stop(): Promise<{ ok: number; failed: number }> }
-
-/** `workers` clients creating Observations in a loop until stopped. */
-function writeLoad(baseUrl: string, workers: number): Load {
-  let running = true;
-  let ok = 0;
-  let failed = 0;
-  const loops = Array.from({ length: workers }, async (_, w) => {
-    for (let i = 0; running; i++) {
-      try {
-        const res = await fetch(`${baseUrl}/Observation`, {
-          method: 'POST', headers: { 'Content-Type': 'application/fhir+json' },
-          body: JSON.stringify({ resourceType: 'Observation', status: 'final', code: { text: `w${w}-${i}` }, subject: { reference: 'Patient/x' } }),
-        });
-        await res.arrayBuffer();
-        if (res.status === 201) ok++; else failed++;
-      } catch {
-        failed++;
-        if (!running) return;
-      }
-    }
-  });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      return { ok, failed };
-    },
-  };
 }
 
 describe('ledger faults (e2e)', function () {
