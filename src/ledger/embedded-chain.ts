@@ -57,7 +57,8 @@ export function readEmbeddedChainInfo(dataDir: string): EmbeddedChainInfo | unde
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of this pid exists (signal 0 tests, sends nothing). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

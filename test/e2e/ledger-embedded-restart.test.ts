@@ -10,20 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ANVIL_DEV_ADDRESS, jsonRpc } from '../../src/ledger/anvil-node.js';
-import { embeddedChainInfoFile, readEmbeddedChainInfo, type EmbeddedChainInfo } from '../../src/ledger/embedded-chain.js';
+import { embeddedChainInfoFile, processAlive, readEmbeddedChainInfo, type EmbeddedChainInfo } from '../../src/ledger/embedded-chain.js';
 import type { LedgerStatus } from '../../src/ledger/ledger-verifier.js';
 import { rootsOnChain, writeLoad } from '../support/ledger-load.js';
 import { startTestServer, temporaryDataDir, type TestServer } from '../support/test-server.js';
 
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -9,15 +9,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { Interface } from 'ethers';
 import type { AnchorChain } from '../../src/ledger/anchor-chain.js';
 import { Anchorer, type ChainConnector } from '../../src/ledger/anchorer.js';
 import { ANVIL_DEV_ADDRESS, ANVIL_DEV_PRIVATE_KEY, AnvilNode, jsonRpc } from '../../src/ledger/anvil-node.js';
 import { deployLedgerAnchor, EthersAnchorChain } from '../../src/ledger/ethers-anchor-chain.js';
-import { loadLedgerAnchorArtifact } from '../../src/ledger/ledger-anchor-artifact.js';
 import { MerkleLog } from '../../src/ledger/merkle-log.js';
 import { verifyInclusion } from '../../src/ledger/merkle.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { rootsOnChain as rootsOnContract } from '../support/ledger-load.js';
 import type { NewVersion } from '../../src/store/store.js';
 
 let written = 0;
@@ -70,7 +69,6 @@ describe('Anchorer (real SQLite store, real anvil node)', function () {
   let contract: { contractAddress: string; deployBlock: number };
   const anchorers: Anchorer[] = [];
   const chains: AnchorChain[] = [];
-  const iface = new Interface(loadLedgerAnchorArtifact().abi as string[]);
 
   const endpoint = () => ({ rpcUrl: anvil.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, requestTimeoutMs: 2000 });
   const connector: ChainConnector = async () => {
@@ -89,18 +87,8 @@ describe('Anchorer (real SQLite store, real anvil node)', function () {
   const nonce = async () => Number(await jsonRpc(anvil.rpcUrl, 'eth_getTransactionCount', [ANVIL_DEV_ADDRESS, 'pending']));
 
   /** Every RootAnchored event of the test's contract: tree size → root. */
-  async function rootsOnChain(): Promise<Map<number, string>> {
-    const logs = await jsonRpc(anvil.rpcUrl, 'eth_getLogs', [{
-      address: contract.contractAddress, fromBlock: '0x0', toBlock: 'latest', topics: [iface.getEvent('RootAnchored')!.topicHash],
-    }]) as { topics: string[]; data: string }[];
-    const roots = new Map<number, string>();
-    for (const l of logs) {
-      const size = Number(BigInt(l.topics[1]!));
-      expect(roots.has(size), `tree size ${size} anchored twice`).to.equal(false);
-      roots.set(size, l.data.slice(2));
-    }
-    return roots;
-  }
+  const rootsOnChain = () => rootsOnContract(anvil.rpcUrl, contract.contractAddress);
+
 
   before(async () => {
     anvil = await AnvilNode.start({ stateFile });
