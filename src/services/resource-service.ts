@@ -333,6 +333,39 @@ export class ResourceService {
     return this.validator.validate(body);
   }
 
+  /**
+   * $validate with its `mode` and `profile` (R4 resource-operation-validate): create and no
+   * mode validate the resource; update also needs its id (the URL's, when given); delete needs
+   * no resource, and any resource may be deleted here (no referential integrity is enforced).
+   * A profile is checked when it is the base definition or one of profiles/ (which apply to
+   * every resource of their type anyway); another one cannot be, and that is an error issue.
+   */
+  validateForMode(resourceType: string, resource: Resource | undefined,
+    options: { mode: string | undefined; profile: string | undefined; urlId: string | undefined }): OutcomeIssue[] {
+    const { mode, profile, urlId } = options;
+    if (mode !== undefined && mode !== 'create' && mode !== 'update' && mode !== 'delete') {
+      throw FhirError.badRequest('$validate mode must be create, update or delete', 'value');
+    }
+    if (urlId !== undefined) this.assertValidId(urlId);
+    if (mode === 'delete') {
+      if (urlId === undefined) throw FhirError.badRequest('$validate mode=delete applies to an instance: POST [type]/[id]/$validate', 'invalid');
+      return [{ severity: 'information', code: 'informational', diagnostics: `This ${resourceType} may be deleted` }];
+    }
+    if (!resource) throw FhirError.badRequest('Parameters for $validate need a "resource" parameter');
+    if (urlId !== undefined && resource.id !== undefined && resource.id !== urlId) {
+      throw FhirError.badRequest('Resource id does not match the id in the URL');
+    }
+    const issues: OutcomeIssue[] = [];
+    if (mode === 'update' && resource.id === undefined) {
+      issues.push({ severity: 'error', code: 'required', diagnostics: 'An update needs the resource id', expression: [`${resourceType}.id`] });
+    }
+    if (profile !== undefined && profile.split('|')[0] !== `http://hl7.org/fhir/StructureDefinition/${resourceType}`
+      && !this.validator.profilesFor(resourceType).includes(profile.split('|')[0]!)) {
+      issues.push({ severity: 'error', code: 'not-supported', diagnostics: 'The profile asked for is not one this server knows, so it was not checked' });
+    }
+    return [...issues, ...this.validateOnly(resourceType, resource)];
+  }
+
   // ---------------------------------------------------------------- reads
 
   /** http.html#read: unknown → 404, deleted → 410. */

@@ -299,6 +299,33 @@ describe('REST interactions (e2e)', () => {
       expect((await server.request('GET', '/fhir/Patient/abc')).status).to.equal(404);
     });
 
+    it('$validate takes mode (create, update, delete) and profile, from Parameters or the URL', async () => {
+      const errors = (res: any) => res.json.issue.filter((i: any) => i.severity === 'error').map((i: any) => i.code);
+      const asParameters = (extra: object[], resource?: object) => ({
+        resourceType: 'Parameters', parameter: [...(resource ? [{ name: 'resource', resource }] : []), ...extra],
+      });
+      // update needs the id; create does not
+      const update = await server.request('POST', '/fhir/Patient/$validate', { body: asParameters([{ name: 'mode', valueCode: 'update' }], patient('U')) });
+      expect(errors(update)).to.deep.equal(['required']);
+      expect(errors(await server.request('POST', '/fhir/Patient/$validate?mode=create', { body: patient('C') }))).to.deep.equal([]);
+      // delete: an instance, no resource needed
+      const del = await server.request('POST', '/fhir/Patient/abc/$validate', { body: asParameters([{ name: 'mode', valueCode: 'delete' }]) });
+      expect(del.status).to.equal(200);
+      expect(del.json.issue[0].diagnostics).to.match(/may be deleted/);
+      expect((await server.request('POST', '/fhir/Patient/$validate', { body: asParameters([{ name: 'mode', valueCode: 'delete' }]) })).status).to.equal(400);
+      expect((await server.request('POST', '/fhir/Patient/$validate?mode=replace', { body: patient('M') })).status).to.equal(400);
+      // profile: the base definition and this server's own are checked; another is said to be unchecked
+      const observation = { resourceType: 'Observation', status: 'final', code: { text: 'x' } };
+      const own = await server.request('POST', '/fhir/Observation/$validate', {
+        body: asParameters([{ name: 'profile', valueUri: 'https://fhir-ledger.dev/fhir/StructureDefinition/fhir-ledger-observation' }], observation),
+      });
+      expect(errors(own).length).to.be.greaterThan(0, 'the profile requires a subject');
+      const base = await server.request('POST', `/fhir/Patient/$validate?profile=${encodeURIComponent('http://hl7.org/fhir/StructureDefinition/Patient')}`, { body: patient('B') });
+      expect(errors(base)).to.deep.equal([]);
+      const unknown = await server.request('POST', `/fhir/Patient/$validate?profile=${encodeURIComponent('http://example.org/StructureDefinition/other')}`, { body: patient('X') });
+      expect(errors(unknown)).to.deep.equal(['not-supported']);
+    });
+
     it('metadata is a CapabilityStatement listing the types, interactions and search parameters', async () => {
       const cs = await client.capabilityStatement() as any;
       expect(cs.resourceType).to.equal('CapabilityStatement');

@@ -24,6 +24,8 @@ function queryEntries(ctx: Context): [string, string][] {
   return [...new URLSearchParams(ctx.querystring)].filter(([name]) => name !== '_format' && name !== '_pretty');
 }
 
+interface ValidateParameter { name?: string; resource?: unknown; valueCode?: string; valueUri?: string; valueCanonical?: string }
+
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -155,19 +157,21 @@ export function resourceHandlers(service: ResourceService, search: SearchService
      * `$validate` (R4 resource-operation-validate): the body is the resource, or a Parameters
      * with a `resource` parameter; the answer is always 200 with an OperationOutcome.
      */
+    /**
+     * $validate (R4 resource-operation-validate): the resource in the body or in a Parameters
+     * `resource`; `mode` (create | update | delete, resource-validation-mode) and `profile`
+     * from the Parameters or the URL. Answers an OperationOutcome; stores nothing.
+     */
     async validate(ctx: Context): Promise<void> {
       const type = typeOf(ctx);
-      let body = await readResourceBody(ctx, limits);
-      if (body.resourceType === 'Parameters' && type !== 'Parameters') {
-        const parameter = (body.parameter as { name?: string; resource?: unknown }[] | undefined)
-          ?.find((p) => p.name === 'resource');
-        if (!parameter?.resource) throw FhirError.badRequest('Parameters for $validate need a "resource" parameter');
-        body = parameter.resource as typeof body;
-      }
-      if (ctx.params.id !== undefined && body.id !== undefined && body.id !== ctx.params.id) {
-        throw FhirError.badRequest('Resource id does not match the id in the URL');
-      }
-      const issues = service.validateOnly(type, body);
+      const body = await readResourceBody(ctx, limits);
+      const fromParameters = body.resourceType === 'Parameters' && type !== 'Parameters';
+      const parameters = fromParameters ? (body.parameter as ValidateParameter[] | undefined) ?? [] : [];
+      const parameter = (name: string) => parameters.find((p) => p.name === name);
+      const mode = parameter('mode')?.valueCode ?? single(ctx.query.mode);
+      const profile = parameter('profile')?.valueUri ?? parameter('profile')?.valueCanonical ?? single(ctx.query.profile);
+      const resource = fromParameters ? parameter('resource')?.resource as typeof body | undefined : body;
+      const issues = service.validateForMode(type, resource, { mode, profile, urlId: ctx.params.id });
       sendJson(ctx, 200, operationOutcome(issues.length > 0 ? issues
         : [{ severity: 'information', code: 'informational', diagnostics: 'Validation successful: no issues found' }]));
     },
