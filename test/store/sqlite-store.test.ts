@@ -457,6 +457,20 @@ describe('SqliteStore (real SQLite file)', function () {
       expect(cache.get('Patient', 'c')?.id).to.equal('c');
     });
 
+    it('when every entry was read since, the oldest goes (second chance), and the cache stays at capacity', () => {
+      const cache = new CurrentVersionCache(2);
+      cache.set(v('a'));
+      cache.set(v('b'));
+      cache.get('Patient', 'a');
+      cache.get('Patient', 'b');
+      cache.set(v('c'));
+      expect(cache.get('Patient', 'a')).to.equal(undefined);
+      expect(cache.get('Patient', 'b')?.id).to.equal('b');
+      expect(cache.get('Patient', 'c')?.id).to.equal('c');
+      for (const id of ['d', 'e', 'f', 'g']) cache.set(v(id));
+      expect(['b', 'c', 'd', 'e', 'f', 'g'].filter((id) => cache.get('Patient', id) !== undefined)).to.have.length(2);
+    });
+
     it('replacing an entry keeps one entry per resource and refreshes it', () => {
       const cache = new CurrentVersionCache(2);
       cache.set(v('a', 1));
