@@ -84,12 +84,13 @@ export function createApp(deps: AppDependencies): Koa {
   };
   const ledger = deps.ledger ? ledgerHandlers(deps.ledger, deps.resources) : undefined;
   router.register('/', ['GET', 'HEAD', 'POST'], (ctx) => (ctx.method === 'POST' ? processBundle(ctx) : handlers.systemSearch(ctx)));
-  // [base]/metadata | _history | _search | $ledger | $deidentify | [type]
+  // [base]/metadata | _history | _search | $ledger | $ledger-consistency | $deidentify | [type]
   shape('/:type', 'type', {
     metadata: { GET: (ctx) => sendJson(ctx, 200, deps.capabilityStatement(fhirBaseUrl(ctx))) },
     _history: { GET: handlers.systemHistory },
     _search: { POST: handlers.systemSearchPost },
     $ledger: ledger && { GET: ledger.status },
+    '$ledger-consistency': ledger && { GET: ledger.consistency },
     $deidentify: { POST: async (ctx) => sendJson(ctx, 200, await deps.deid.preview(await readResourceBody(ctx, deps.limits))) },
   }, {
     GET: handlers.search,

@@ -30,7 +30,7 @@ const NUMERIC_PARAMETERS = new Set(['_count', '_offset']);
  * (operationslist.html). An unknown `$name` is client text like any other segment.
  */
 const KNOWN_OPERATIONS = new Set([
-  '$validate', '$verify', '$ledger', '$deidentify', '$reidentify', '$everything', '$meta', '$meta-add', '$meta-delete',
+  '$validate', '$verify', '$ledger', '$ledger-consistency', '$deidentify', '$reidentify', '$everything', '$meta', '$meta-add', '$meta-delete',
   '$expand', '$lookup', '$validate-code', '$subsumes', '$translate', '$closure', '$export',
   '$process-message', '$document', '$match', '$graphql', '$convert', '$diff',
 ]);

@@ -3,7 +3,7 @@
  * named parameter per fact, nested `part`s for a version and for the proof path. Hashes and
  * roots are lowercase hex without 0x; transaction hashes and addresses keep Ethereum's 0x form.
  */
-import type { LedgerStatus, VersionVerification } from './ledger-verifier.js';
+import type { ConsistencyEvidence, LedgerStatus, VersionVerification } from './ledger-verifier.js';
 
 export interface ParametersParameter {
   name: string;
@@ -131,4 +131,29 @@ export function ledgerStatusParameters(s: LedgerStatus): ParametersResource {
     p.push({ name: 'anchorer', part });
   }
   return { resourceType: 'Parameters', parameter: p };
+}
+
+/** `$ledger-consistency`: the two sizes and roots, the proof (absent when empty), and their anchors. */
+export function consistencyParameters(c: ConsistencyEvidence): ParametersResource {
+  const anchor = (name: string, a: ConsistencyEvidence['firstAnchor']): ParametersParameter[] => {
+    if (!a) return [];
+    const part: ParametersParameter[] = [count('treeSize', a.treeSize), { name: 'root', valueString: a.root }];
+    optional(part, 'transactionHash', a.txHash);
+    optional(part, 'blockNumber', a.blockNumber, 'integer');
+    optional(part, 'chainId', a.chainId);
+    optional(part, 'contractAddress', a.contractAddress);
+    return [{ name, part }];
+  };
+  return {
+    resourceType: 'Parameters',
+    parameter: [
+      count('firstTreeSize', c.firstSize),
+      count('secondTreeSize', c.secondSize),
+      { name: 'firstRoot', valueString: c.firstRoot },
+      { name: 'secondRoot', valueString: c.secondRoot },
+      ...c.proof.map((h) => ({ name: 'consistencyProof', valueString: h })),
+      ...anchor('firstAnchor', c.firstAnchor),
+      ...anchor('secondAnchor', c.secondAnchor),
+    ],
+  };
 }

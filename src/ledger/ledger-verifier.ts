@@ -69,6 +69,22 @@ export interface LedgerStatus {
   mode: string;
 }
 
+/**
+ * A consistency proof between two sizes of the log (RFC 9162 §2.1.4): the log of the second
+ * size extends the first, nothing in it rewritten. With the anchors of both sizes, a third
+ * party checks that the chain's two roots belong to one append-only log.
+ */
+export interface ConsistencyEvidence {
+  firstSize: number;
+  secondSize: number;
+  firstRoot: string;
+  secondRoot: string;
+  proof: string[];
+  /** The anchors recorded for either size, if it was anchored. */
+  firstAnchor?: AnchorEvidence;
+  secondAnchor?: AnchorEvidence;
+}
+
 /** The chain to read roots from, if any is reachable now. */
 export type ChainReader = () => Promise<AnchorChain | undefined>;
 
@@ -203,6 +219,27 @@ export class LedgerVerifier {
       result.verified = true;
     }
     return result;
+  }
+
+  /**
+   * The consistency proof from `firstSize` to `secondSize` (default: the latest anchored size).
+   * undefined when the sizes are not 0 < first <= second <= the log's size.
+   */
+  async consistency(firstSize: number, secondSize?: number): Promise<ConsistencyEvidence | undefined> {
+    const anchored = (await this.ledger.anchors()).filter((a) => a.status === 'anchored');
+    const second = secondSize ?? anchored[anchored.length - 1]?.treeSize;
+    if (second === undefined || firstSize < 1 || firstSize > second || second > await this.ledger.treeSize()) return undefined;
+    const anchorOf = (size: number) => anchored.find((a) => a.treeSize === size);
+    const [firstAnchor, secondAnchor] = [anchorOf(firstSize), anchorOf(second)];
+    return {
+      firstSize,
+      secondSize: second,
+      firstRoot: (await this.log.root(firstSize)).toString('hex'),
+      secondRoot: (await this.log.root(second)).toString('hex'),
+      proof: (await this.log.consistencyProof(firstSize, second)).map((h) => h.toString('hex')),
+      ...(firstAnchor ? { firstAnchor: evidence(firstAnchor) } : {}),
+      ...(secondAnchor ? { secondAnchor: evidence(secondAnchor) } : {}),
+    };
   }
 
   async status(): Promise<LedgerStatus> {

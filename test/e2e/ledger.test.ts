@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import { id as keccakId } from 'ethers';
 import { ANVIL_DEV_PRIVATE_KEY, AnvilNode, jsonRpc } from '../../src/ledger/anvil-node.js';
 import { deployLedgerAnchor } from '../../src/ledger/ethers-anchor-chain.js';
+import { verifyConsistency } from '../../src/ledger/merkle.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
 type Parameter = { name: string; valueString?: string; valueInteger?: number; valueBoolean?: boolean; valueCode?: string; part?: Parameter[] };
@@ -221,6 +222,38 @@ describe('ledger end to end (server + anvil)', function () {
       expect(value(after, 'status')).to.equal('verified');
     } finally {
       await slow.stop();
+    }
+  });
+
+  it('$ledger-consistency proves that a later anchored root extends an earlier one (RFC 9162 §2.1.4)', async () => {
+    const status = await waitForAnchoring(8);
+    const firstSize = value(param(status, 'lastAnchor')!.part!, 'treeSize') as number;
+    for (let i = 0; i < 3; i++) {
+      await server.request('POST', '/fhir/Observation', { body: { resourceType: 'Observation', status: 'final', code: { text: `later ${i}` }, subject: { reference: `Patient/${patientId}` } } });
+    }
+    const later = await waitForAnchoring(firstSize + 3);
+    const secondSize = value(param(later, 'lastAnchor')!.part!, 'treeSize') as number;
+    const response = await server.request('GET', `/fhir/$ledger-consistency?first=${firstSize}`);
+    expect(response.status).to.equal(200);
+    const p = response.json.parameter as Parameter[];
+    expect(value(p, 'firstTreeSize')).to.equal(firstSize);
+    expect(value(p, 'secondTreeSize')).to.equal(secondSize, 'second defaults to the latest anchored size');
+    const hex = (h: unknown) => Buffer.from(h as string, 'hex');
+    const [firstRoot, secondRoot] = [hex(value(p, 'firstRoot')), hex(value(p, 'secondRoot'))];
+    const proof = values(p, 'consistencyProof').map(hex);
+    expect(verifyConsistency(firstSize, secondSize, firstRoot, secondRoot, proof)).to.equal(true);
+    expect(verifyConsistency(firstSize, secondSize, firstRoot, Buffer.alloc(32), proof)).to.equal(false);
+    // Both roots are the anchored ones, and the chain holds them.
+    expect(value(param(p, 'firstAnchor')!.part!, 'root')).to.equal(firstRoot.toString('hex'));
+    expect(value(param(p, 'secondAnchor')!.part!, 'root')).to.equal(secondRoot.toString('hex'));
+    const rootOf = async (size: number) => {
+      const data = `0xdc299d69${size.toString(16).padStart(64, '0')}`;
+      return String(await jsonRpc(anvil.rpcUrl, 'eth_call', [{ to: contractAddress, data }, 'latest'])).slice(2);
+    };
+    expect(await rootOf(firstSize)).to.equal(firstRoot.toString('hex'));
+    expect(await rootOf(secondSize)).to.equal(secondRoot.toString('hex'));
+    for (const bad of ['', '?first=0', `?first=${secondSize + 1}`, `?first=${secondSize}&second=${secondSize + 100}`, '?first=abc', `?first=3&second=2`]) {
+      expect((await server.request('GET', `/fhir/$ledger-consistency${bad}`)).status, bad).to.equal(400);
     }
   });
 

@@ -1,6 +1,7 @@
 /**
  * The ledger's operations (issue: tamper-evident history):
  *   GET [base]/$ledger                               the log's status
+ *   GET [base]/$ledger-consistency?first=N[&second=M] RFC 9162 consistency proof between sizes
  *   GET [base]/[type]/[id]/$verify                   every version of a resource
  *   GET [base]/[type]/[id]/_history/[vid]/$verify    one version
  * Each answers a Parameters resource (ledger/ledger-parameters.ts). A version that fails
@@ -9,7 +10,7 @@
 import type { Context } from 'koa';
 import { FhirError } from '../../fhir/fhir-error.js';
 import {
-  ledgerStatusParameters, resourceVerificationParameters, versionVerificationParameters,
+  consistencyParameters, ledgerStatusParameters, resourceVerificationParameters, versionVerificationParameters,
 } from '../../ledger/ledger-parameters.js';
 import type { LedgerVerifier } from '../../ledger/ledger-verifier.js';
 import type { ResourceService } from '../../services/resource-service.js';
@@ -27,6 +28,23 @@ export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceServ
   return {
     async status(ctx: Context): Promise<void> {
       sendJson(ctx, 200, ledgerStatusParameters(await verifier.status()));
+    },
+
+    /** `second` defaults to the latest anchored tree size. */
+    async consistency(ctx: Context): Promise<void> {
+      const size = (name: string): number | undefined => {
+        const raw = ctx.query[name];
+        if (raw === undefined) return undefined;
+        if (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw)) throw FhirError.badRequest(`${name} must be a tree size (a whole number)`, 'value');
+        return Number(raw);
+      };
+      const first = size('first');
+      if (first === undefined) throw FhirError.badRequest('first (the earlier tree size) is required', 'required');
+      const evidence = await verifier.consistency(first, size('second'));
+      if (!evidence) {
+        throw FhirError.badRequest('The sizes must satisfy 0 < first <= second <= the log\'s size (and second defaults to the latest anchored size)', 'value');
+      }
+      sendJson(ctx, 200, consistencyParameters(evidence));
     },
 
     async verifyResource(ctx: Context): Promise<void> {
