@@ -39,3 +39,16 @@ export function isResourceObject(value: unknown): value is Resource {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
     && typeof (value as Resource).resourceType === 'string';
 }
+
+/** Every `reference` string in a resource (Reference.reference, at any depth). */
+export function referenceStrings(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) {
+    for (const item of value) referenceStrings(item, out);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'reference' && typeof child === 'string') out.push(child);
+      else if (typeof child === 'object') referenceStrings(child, out);
+    }
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { FhirError, operationOutcome, type OutcomeIssue } from '../fhir/fhir-error.js';
 import { historyBundle, pagingLinks, statusLine, versionLocation, weakETag } from '../fhir/bundle-builders.js';
 import { entryRequestOf, transactionOrder, type BundleEntryRequest } from '../fhir/bundle-plan.js';
-import type { Resource } from '../fhir/resource.js';
+import { referenceStrings, type Resource } from '../fhir/resource.js';
 import type { StoreReader, StoreTransaction } from '../store/store.js';
 import type { ResourceService, WriteResult } from './resource-service.js';
 import type { SearchService } from './search-service.js';
@@ -131,7 +131,7 @@ export class BundleService {
     // Conditional references (http.html#trules): `Type?query` must match exactly one resource.
     for (const request of requests) {
       if (!request.resource) continue;
-      for (const reference of collectReferences(request.resource)) {
+      for (const reference of referenceStrings(request.resource)) {
         if (references.has(reference) || !/^[A-Z][A-Za-z]+\?/.test(reference)) continue;
         const [type, query] = [reference.slice(0, reference.indexOf('?')), reference.slice(reference.indexOf('?') + 1)];
         this.resources.assertKnownType(type);
@@ -164,7 +164,7 @@ export class BundleService {
       const type = request.target.resourceType!;
       let id: string | undefined;
       if (request.target.id !== undefined) {
-        id = this.resources.storedId(type, request.target.id);
+        id = this.resources.deidentification.storedIdForRead(type, request.target.id);
       } else if (request.target.query !== undefined) {
         const matches = await this.resources.conditionalMatches(tx, type, request.target.query, 2);
         if (matches.length === 1) id = matches[0]!.id;
@@ -272,7 +272,7 @@ export class BundleService {
     for (let index = 0; index < rawEntries.length; index++) {
       try {
         const request = this.checkedEntryRequest(rawEntries[index], index, options);
-        if (request.resource && collectReferences(request.resource).some((r) => r.startsWith('urn:uuid:'))) {
+        if (request.resource && referenceStrings(request.resource).some((r) => r.startsWith('urn:uuid:'))) {
           // http.html#brules: batch entries may not depend on each other.
           throw FhirError.badRequest('A batch entry may not reference other entries by urn:uuid; use a transaction', 'invalid');
         }
@@ -346,26 +346,13 @@ function locate(error: FhirError, index: number): FhirError {
 function assertLocalReferencesResolve(requests: BundleEntryRequest[], references: Map<string, string>): void {
   for (const request of requests) {
     if (!request.resource) continue;
-    for (const reference of collectReferences(request.resource)) {
+    for (const reference of referenceStrings(request.resource)) {
       if ((reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) && !references.has(reference)) {
         throw FhirError.badRequest(`Bundle.entry[${request.index}]: the reference ${reference.slice(0, 9)}… names no entry of this transaction (no entry has it as fullUrl)`,
           'invalid', [`Bundle.entry[${request.index}]`]);
       }
     }
   }
-}
-
-/** Every `reference` string in a resource (Reference.reference, at any depth). */
-function collectReferences(value: unknown, out: string[] = []): string[] {
-  if (Array.isArray(value)) {
-    for (const item of value) collectReferences(item, out);
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [key, child] of Object.entries(value)) {
-      if (key === 'reference' && typeof child === 'string') out.push(child);
-      else if (typeof child === 'object') collectReferences(child, out);
-    }
-  }
-  return out;
 }
 
 /** Rewrites `reference` strings (and exact urn:uuid strings, e.g. in uri elements) in place. */

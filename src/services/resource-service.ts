@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import fastJsonPatch from 'fast-json-patch';
 import type { Deidentification } from '../deid/deidentification.js';
 import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
-import { isValidResourceId, type Resource } from '../fhir/resource.js';
+import { isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
 import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
@@ -109,7 +109,7 @@ export class ResourceService {
     const stored: Resource = { ...resource, id };
     const issues = this.validator.validate(stored).filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (issues.length > 0) throw new Error(`internal: invalid ${resource.resourceType} record: ${issues.map((i) => i.diagnostics).join('; ')}`);
-    for (const reference of referencesIn(stored)) {
+    for (const reference of referenceStrings(stored)) {
       const literal = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(reference);
       if (!literal || !(await this.store.readCurrent(literal[1]!, literal[2]!))) {
         throw new Error(`internal: a ${resource.resourceType} record names something other than a stored resource`);
@@ -289,12 +289,9 @@ export class ResourceService {
 
   /**
    * FHIR R4 http.html#delete. Deletes are versions too (history shows them). Deleting a
-   * resource that is already deleted, or never existed, succeeds and writes nothing.
-   */
-  /**
-   * http.html#delete. With If-Match (http.html#concurrency: version-aware updates, applied to
-   * deletes too so that a client deleting what it last saw cannot delete a newer version):
-   * a stale or absent version → 412.
+   * resource that is already deleted, or never existed, succeeds and writes nothing. With
+   * If-Match (http.html#concurrency, applied to deletes too so that a client deleting what it
+   * last saw cannot delete a newer version): a stale or absent version → 412.
    */
   async delete(resourceType: string, clientId: string, tx?: StoreTransaction, ifMatch?: string): Promise<WriteResult> {
     this.assertValidId(clientId);
@@ -323,11 +320,6 @@ export class ResourceService {
   }
 
   /** `$validate` (FHIR R4 resource-operation-validate): the issues, no storage. */
-  /** The id a client's id is stored under (a pseudonym when the mapping table pseudonymizes ids). */
-  storedId(resourceType: string, clientId: string): string {
-    return this.deid.storedIdForRead(resourceType, clientId);
-  }
-
   validateOnly(resourceType: string, body: Resource): OutcomeIssue[] {
     this.assertBodyType(resourceType, body);
     return this.validator.validate(body);
@@ -490,16 +482,4 @@ export class ResourceService {
     if (!/^\d{1,9}$/.test(text)) throw FhirError.badRequest(`${name} must be a non-negative integer`, 'value');
     return Number(text);
   }
-}
-
-/** Every `reference` string in a resource (a server record's, to check before it is stored). */
-function referencesIn(value: unknown, found: string[] = []): string[] {
-  if (Array.isArray(value)) for (const item of value) referencesIn(item, found);
-  else if (typeof value === 'object' && value !== null) {
-    for (const [key, child] of Object.entries(value)) {
-      if (key === 'reference' && typeof child === 'string') found.push(child);
-      else referencesIn(child, found);
-    }
-  }
-  return found;
 }

@@ -3,7 +3,7 @@
  * into service calls and service results into HTTP; no SQL, no business rules.
  */
 import type { Context } from 'koa';
-import { FhirError, operationOutcome } from '../../fhir/fhir-error.js';
+import { operationOutcome } from '../../fhir/fhir-error.js';
 import { historyBundle, pagingLinks } from '../../fhir/bundle-builders.js';
 import type { ResourceService } from '../../services/resource-service.js';
 import type { SearchService } from '../../services/search-service.js';

@@ -126,12 +126,13 @@ const READ_VERSION_SQL = `
   FROM resources r JOIN versions v ON v.rid = r.rid
   WHERE r.type = ? AND r.id = ? AND v.version_id = ?`;
 
-/** Reads over one connection; shared by the store (reader connection) and transactions (writer). */
+/** A resource as it was when the store's last version was a given `seq` (paging snapshots). */
 const VERSION_AT_SQL = `
   SELECT r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content
   FROM resources r JOIN versions v ON v.rid = r.rid
   WHERE r.rid = ? AND v.seq <= ? ORDER BY v.version_id DESC LIMIT 1`;
 
+/** Reads over one connection; shared by the store (reader connection) and transactions (writer). */
 class SqliteReader implements StoreReader {
   constructor(
     protected readonly statements: StatementCache,
