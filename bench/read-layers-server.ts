@@ -15,8 +15,9 @@ import { pino } from 'pino';
 import { BufferedLogDestination } from '../src/buffered-log-destination.js';
 import { createApp } from '../src/http/app.js';
 import { requestLogger } from '../src/http/middleware/request-logger.js';
-import type { DeidService } from '../src/services/deid-service.js';
-import type { BundleService } from '../src/services/bundle-service.js';
+import { ALLOW_ALL } from '../src/auth/access-policy.js';
+import { InteractionExecutor } from '../src/services/interaction-executor.js';
+import { OperationRegistry } from '../src/services/operation-registry.js';
 import type { ResourceService } from '../src/services/resource-service.js';
 import type { SearchService } from '../src/services/search-service.js';
 import type { StoredVersion } from '../src/store/store.js';
@@ -40,31 +41,27 @@ function bareHandler(ctx: Koa.Context): void {
 
 let app: Koa;
 if (layer === 'http') {
-  // Only the two methods a read calls; everything else of the http layer is the real code.
+  // Only the methods a read calls; everything else of the http layer and the executor is the real code.
   const readOnlyService = {
     assertKnownType: () => undefined,
+    assertValidId: () => undefined,
     isKnownType: () => true,
     read: async () => version,
   } as unknown as ResourceService;
+  const executor = new InteractionExecutor({
+    resources: readOnlyService, search: {} as SearchService, operations: new OperationRegistry(), policy: ALLOW_ALL,
+    capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }), processBundle: async () => ({ resourceType: 'Bundle' }),
+  });
   app = createApp({
-    logger, resources: readOnlyService, search: {} as SearchService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
-    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined, deid: {} as DeidService,
+    logger, executor, isKnownType: () => true, limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined,
   });
 } else if (layer === 'router') {
   app = new Koa();
   app.use(requestLogger(logger, (type) => type === 'Patient'));
-  const router = new Router({ prefix: '/fhir' });
-  const unused = (ctx: Koa.Context) => { ctx.status = 500; };
-  // The six URL shapes of http/app.ts, with their methods; reads answered as bare.
-  const layers: [string, string[]][] = [
-    ['/', ['GET', 'HEAD', 'POST']], ['/:type', ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']],
-    ['/:type/:id', ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']], ['/:type/:id/:compartmentType', ['GET', 'HEAD', 'POST']],
-    ['/:type/:id/_history/:vid', ['GET', 'HEAD']], ['/:type/:id/_history/:vid/$verify', ['GET', 'HEAD']],
-  ];
-  for (const [path, methods] of layers) {
-    router.register(path, methods, path === '/:type/:id' ? (ctx) => (ctx.method === 'GET' ? bareHandler(ctx) : unused(ctx)) : unused);
-  }
-  app.use(router.routes()).use(router.allowedMethods());
+  const router = new Router();
+  // The one route of http/app.ts; reads answered as bare.
+  router.all(['/fhir', '/fhir/{*rest}'], bareHandler);
+  app.use(router.routes());
 } else {
   app = new Koa();
   if (layer === 'log') app.use(requestLogger(logger, (type) => type === 'Patient'));

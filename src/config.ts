@@ -26,6 +26,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Deepest accepted JSON nesting (400 above it). */
   maxJsonDepth: number;
+  /** Entries per batch or transaction Bundle (MAX_BUNDLE_ENTRIES); more → 413. */
+  maxBundleEntries: number;
   /** Default and maximum page size of searches and history. */
   defaultPageSize: number;
   maxPageSize: number;
@@ -131,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     publicBaseUrl: env.PUBLIC_BASE_URL ? env.PUBLIC_BASE_URL.replace(/\/+$/, '') : undefined,
     maxBodyBytes: intFromEnv(env, 'MAX_BODY_BYTES', 16 * 1024 * 1024, 1024),
     maxJsonDepth: intFromEnv(env, 'MAX_JSON_DEPTH', 64, 8),
+    maxBundleEntries: intFromEnv(env, 'MAX_BUNDLE_ENTRIES', 1000, 1),
     defaultPageSize: intFromEnv(env, 'DEFAULT_PAGE_SIZE', 20, 1),
     maxPageSize: intFromEnv(env, 'MAX_PAGE_SIZE', 1000, 1),
     sqliteSynchronous: sync,

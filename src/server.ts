@@ -25,7 +25,12 @@ import { auditLedger, type AuditReport } from './ledger/ledger-audit.js';
 import { LedgerVerifier, type LedgerStatus } from './ledger/ledger-verifier.js';
 import { MerkleLog } from './ledger/merkle-log.js';
 import { BundleService } from './services/bundle-service.js';
-import { DeidService } from './services/deid-service.js';
+import { deidOperations, DeidService } from './services/deid-service.js';
+import { InteractionExecutor } from './services/interaction-executor.js';
+import { ledgerOperations } from './services/ledger-operations.js';
+import { OperationRegistry } from './services/operation-registry.js';
+import { validateOperation } from './services/validate-operation.js';
+import { ALLOW_ALL, type AccessPolicy } from './auth/access-policy.js';
 import { BearerTokenVerifier } from './auth/bearer-tokens.js';
 import { ResourceService } from './services/resource-service.js';
 import { SearchService } from './services/search-service.js';
@@ -107,7 +112,11 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel }, destination);
 }
 
-export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
+/**
+ * `accessPolicy`: the access policy the executor asks (auth/access-policy.ts); ALLOW_ALL when
+ * none is given (FHIR_AUTH=off). Tests pass their own to prove the seam.
+ */
+export async function startServer(config: Config, logger: Logger = createLogger(config), accessPolicy?: AccessPolicy): Promise<RunningServer> {
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
@@ -129,7 +138,6 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
   });
   const search = new SearchService(resources, registry, extractor, validator.summaries);
-  const bundles = new BundleService(resources, search);
   const deid = new DeidService(resources, BearerTokenVerifier.fromOptions({ jwtSecret: config.authJwtSecret, jwksFile: config.authJwksFile }));
   const packageVersion = readJson<{ version: string }>(path.join(repoRoot, 'package.json')).version;
   const capabilityBase = readJson<Parameters<typeof buildCapabilityStatement>[0]['base']>(
@@ -147,12 +155,22 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       ? { table: deidentification.deid.table.name, sha256: deidentification.deid.table.sha256 } : null,
   });
 
+  const operations = new OperationRegistry()
+    .register(validateOperation(resources));
+  for (const operation of deidOperations(deid)) operations.register(operation);
+  for (const operation of ledgerOperations(ledger.verifier, resources)) operations.register(operation);
+  const bundles = new BundleService(resources, () => executor, { maxEntries: config.maxBundleEntries });
+  const executor: InteractionExecutor = new InteractionExecutor({
+    resources, search, operations, capabilityStatement,
+    policy: accessPolicy ?? ALLOW_ALL,
+    processBundle: (bundle, context) => bundles.process(bundle, context),
+  });
+
   const app = createApp({
-    logger, resources, search, bundles, capabilityStatement,
+    logger, executor,
+    isKnownType: (segment) => resources.isKnownType(segment),
     limits: { maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth },
     publicBaseUrl: config.publicBaseUrl,
-    ledger: ledger.verifier,
-    deid,
   });
   const server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {

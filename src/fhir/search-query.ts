@@ -131,6 +131,12 @@ export interface SearchQuery {
    * compartment owner through one of these reference parameters.
    */
   compartment?: { ownerType: string; ownerId: string; params: SearchParameterDefinition[] };
+  /**
+   * An access policy's compartment (auth/access-policy.ts), ANDed with everything else: the
+   * resource must reference one of the owners through one of these parameters. No owners or no
+   * parameters: nothing matches.
+   */
+  accessCompartment?: { ownerType: string; ownerIds: string[]; params: SearchParameterDefinition[] };
 }
 
 /** How the matched resources are shaped and what is added to them (not part of matching). */

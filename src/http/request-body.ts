@@ -101,6 +101,12 @@ export async function readResourceBody(ctx: Context, limits: BodyLimits): Promis
   return value;
 }
 
+/** An operation's body (R4 operations.html): a resource or Parameters when one is sent, else none. */
+export async function readOptionalResourceBody(ctx: Context, limits: BodyLimits): Promise<Resource | undefined> {
+  const hasBody = (ctx.request.length ?? 0) > 0 || ctx.get('Transfer-Encoding') !== '';
+  return hasBody ? readResourceBody(ctx, limits) : undefined;
+}
+
 /** A JSON Patch body (RFC 6902, application/json-patch+json). */
 export async function readJsonPatchBody(ctx: Context, limits: BodyLimits): Promise<unknown> {
   const type = mediaType(ctx);

@@ -1,26 +1,36 @@
 /**
- * batch and transaction Bundles (FHIR R4 http.html#transaction).
+ * batch and transaction Bundles (FHIR R4 http.html#transaction): a thin adapter around the
+ * executor. Each entry's request is parsed into the same interaction a REST request becomes
+ * (fhir/bundle-plan.ts), so an entry can do everything REST can, with the same status codes.
  *
- * transaction: all entries in ONE store transaction, all or nothing; processed in the order
- * the spec prescribes (DELETE, POST, PUT/PATCH, GET/HEAD — http.html#trules); `urn:uuid:`
- * fullUrls and conditional references (`Patient?identifier=…`) are resolved before any
- * resource is validated, so every stored reference is a real `Type/id`.
- * batch: each entry on its own, in its own transaction; a failing entry fails alone.
+ * batch: each entry runs on its own through the executor; a failing entry fails alone.
+ * transaction: all or nothing, in two phases.
+ *  1. Outside the writer: targets and conditional references (`urn:uuid:` fullUrls, conditional
+ *     creates, conditional updates) are resolved against the committed store, references are
+ *     rewritten, and every write is planned: validated, de-identified and indexed.
+ *  2. In ONE store transaction, in the order of http.html#trules (DELETE, POST, PUT/PATCH,
+ *     GET/HEAD): each plan re-checks what can have changed meanwhile and commits. When a
+ *     conditional target or a patched version changed, the whole transaction is planned again
+ *     (services/resource-service.ts MAX_PLAN_ATTEMPTS), then fails with 409.
  */
 import { randomUUID } from 'node:crypto';
-import { FhirError, operationOutcome, type OutcomeIssue } from '../fhir/fhir-error.js';
-import { historyBundle, pagingLinks, statusLine, versionLocation, weakETag } from '../fhir/bundle-builders.js';
-import { entryRequestOf, transactionOrder, type BundleEntryRequest } from '../fhir/bundle-plan.js';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { RequestContext } from '../auth/request-context.js';
+import { FhirError, operationOutcome, successOutcome, type OutcomeIssue } from '../fhir/fhir-error.js';
+import { statusLine, versionLocation, weakETag } from '../fhir/bundle-builders.js';
+import { entryRequestOf, transactionOrder, transactionStep, type BundleEntryRequest } from '../fhir/bundle-plan.js';
 import { referenceStrings, type Resource } from '../fhir/resource.js';
-import type { StoreReader, StoreTransaction } from '../store/store.js';
-import type { ResourceService, WriteResult } from './resource-service.js';
-import type { SearchService } from './search-service.js';
+import type { StoreTransaction } from '../store/store.js';
+import type { InteractionExecutor } from './interaction-executor.js';
+import { written } from './interaction-executor.js';
+import type { InteractionResult } from './interaction-result.js';
+import {
+  MAX_PLAN_ATTEMPTS, staleConflict, StaleWritePlan, type ResourceService, type WriteGuard, type WritePlan,
+} from './resource-service.js';
 
-export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
-
-export interface BundleOptions {
-  baseUrl: string;
-  returnPreference: ReturnPreference;
+export interface BundleLimits {
+  /** Entries per batch or transaction; more → 413. */
+  maxEntries: number;
 }
 
 interface EntryResponse {
@@ -28,10 +38,18 @@ interface EntryResponse {
   resource?: unknown;
 }
 
-export class BundleService {
-  constructor(private readonly resources: ResourceService, private readonly search: SearchService) {}
+/** A batch yields to the event loop after this many entries, so a long one stalls nobody. */
+const ENTRIES_PER_TURN = 8;
 
-  async process(bundle: Resource, options: BundleOptions): Promise<Resource> {
+export class BundleService {
+  constructor(
+    private readonly resources: ResourceService,
+    /** The executor (built after this service: it runs bundles through it). */
+    private readonly executor: () => InteractionExecutor,
+    private readonly limits: BundleLimits,
+  ) {}
+
+  async process(bundle: Resource, context: RequestContext): Promise<Resource> {
     if (bundle.resourceType !== 'Bundle') {
       throw FhirError.badRequest('POST to the base takes a Bundle of type batch or transaction', 'invalid', ['resourceType']);
     }
@@ -41,242 +59,27 @@ export class BundleService {
     }
     const entries = (bundle.entry ?? []) as unknown[];
     if (!Array.isArray(entries)) throw FhirError.badRequest('Bundle.entry must be an array', 'structure', ['Bundle.entry']);
-    return type === 'transaction'
-      ? this.transaction(entries, options)
-      : this.batch(entries, options);
-  }
-
-  /** Parses one entry's request and checks its resource type is one this server knows. */
-  private checkedEntryRequest(entry: unknown, index: number, options: BundleOptions): BundleEntryRequest {
-    const request = entryRequestOf(entry, index, options.baseUrl);
-    if (request.target.resourceType !== undefined) {
-      try {
-        this.resources.assertKnownType(request.target.resourceType);
-      } catch (error) {
-        throw error instanceof FhirError ? locate(error, index) : error;
-      }
+    if (entries.length > this.limits.maxEntries) {
+      throw new FhirError(413, {
+        severity: 'error', code: 'too-costly', diagnostics: `A ${type} may have at most ${this.limits.maxEntries} entries (MAX_BUNDLE_ENTRIES); split it`,
+      });
     }
-    return request;
-  }
-
-  // ---------------------------------------------------------------- transaction
-
-  private async transaction(rawEntries: unknown[], options: BundleOptions): Promise<Resource> {
-    // Every entry is checked before anything runs: a malformed entry fails the whole bundle.
-    const requests = rawEntries.map((entry, index) => this.checkedEntryRequest(entry, index, options));
-    const store = this.resources.storeForTransactions;
-    const responses = await store.transaction(async (tx) => {
-      await this.assertNoOverlappingTargets(tx, requests);
-      const out = new Array<EntryResponse>(requests.length);
-      // What each write finally touched must not overlap either (a conditional create that
-      // matched a resource another entry also writes).
-      const touched = new Map<string, number>();
-      const run = async (request: BundleEntryRequest, references: Map<string, string>, issuedIds?: ReadonlySet<string>) => {
-        try {
-          if (request.resource) replaceReferences(request.resource, references);
-          const { entry, identity } = await this.execute(tx, request, options, issuedIds);
-          if (identity !== undefined) {
-            const earlier = touched.get(identity);
-            if (earlier !== undefined) {
-              throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] resolve to the same resource`, 'invalid');
-            }
-            touched.set(identity, request.index);
-          }
-          out[request.index] = entry;
-        } catch (error) {
-          if (error instanceof FhirError) {
-            // The whole transaction fails with the entry's error, located at its entry.
-            throw new FhirError(error.status, error.issues.map((issue) => locateIssue(issue, request.index)), error.headers);
-          }
-          throw error;
-        }
-      };
-      const ordered = transactionOrder(requests);
-      // Step 1, DELETE, runs before anything is resolved: what it removes is gone for the
-      // conditional creates and conditional references of the later steps.
-      for (const request of ordered) if (request.method === 'DELETE') await run(request, new Map());
-      const references = await this.resolveFullUrls(tx, requests);
-      assertLocalReferencesResolve(requests, references);
-      // Ids this transaction assigned: references to them are stored ids, not client ids to pseudonymize.
-      const issuedIds = new Set(requests.flatMap((r) => (r.assignedId !== undefined && !r.matchedExisting ? [r.assignedId] : [])));
-      for (const request of ordered) if (request.method !== 'DELETE') await run(request, references, issuedIds);
-      return out;
-    });
-    return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
-  }
-
-  /**
-   * Assigns each POST entry its id (or the match of its If-None-Exist) and maps every
-   * `urn:uuid:`/absolute fullUrl to `Type/id`; resolves conditional references.
-   */
-  private async resolveFullUrls(tx: StoreTransaction, requests: BundleEntryRequest[]): Promise<Map<string, string>> {
-    const references = new Map<string, string>();
-    for (const request of requests) {
-      if (request.method === 'POST' && request.resource) {
-        let id: string = randomUUID();
-        if (request.ifNoneExist) {
-          const matches = await this.resources.conditionalMatches(tx, request.target.resourceType!, request.ifNoneExist, 2);
-          if (matches.length > 1) throw locate(FhirError.preconditionFailed('Multiple resources match the conditional create criteria', 'multiple-matches'), request.index);
-          if (matches.length === 1) {
-            id = matches[0]!.id;
-            request.matchedExisting = matches[0]!;
-          }
-        }
-        request.assignedId = id;
-        if (request.fullUrl) references.set(request.fullUrl, `${request.target.resourceType}/${id}`);
-      } else if ((request.method === 'PUT') && request.fullUrl && request.target.id) {
-        references.set(request.fullUrl, `${request.target.resourceType}/${request.target.id}`);
-      }
-    }
-    // Conditional references (http.html#trules): `Type?query` must match exactly one resource.
-    for (const request of requests) {
-      if (!request.resource) continue;
-      for (const reference of referenceStrings(request.resource)) {
-        if (references.has(reference) || !/^[A-Z][A-Za-z]+\?/.test(reference)) continue;
-        const [type, query] = [reference.slice(0, reference.indexOf('?')), reference.slice(reference.indexOf('?') + 1)];
-        this.resources.assertKnownType(type);
-        const matches = await this.resources.conditionalMatches(tx, type, query, 2);
-        if (matches.length !== 1) {
-          throw locate(FhirError.preconditionFailed(
-            `Conditional reference ${type}?… matched ${matches.length === 0 ? 'no' : 'several'} resources; exactly one is required`,
-            matches.length === 0 ? 'not-found' : 'multiple-matches'), request.index);
-        }
-        references.set(reference, `${type}/${matches[0]!.id}`);
-      }
-    }
-    return references;
-  }
-
-  /**
-   * Runs one entry; for a write, also says which resource it resolved to (`Type/id` as stored),
-   * for the overlap rule of http.html#trules.
-   */
-  /**
-   * http.html#trules: "If any resource identities (including resolved identities from
-   * conditional update/delete) overlap in steps 1-3, then the transaction SHALL fail." The
-   * DELETE, PUT and PATCH entries' targets, conditional ones resolved against the store as it
-   * is before the transaction, compared as stored ids.
-   */
-  private async assertNoOverlappingTargets(tx: StoreTransaction, requests: BundleEntryRequest[]): Promise<void> {
-    const seen = new Map<string, number>();
-    for (const request of requests) {
-      if (request.method !== 'DELETE' && request.method !== 'PUT' && request.method !== 'PATCH') continue;
-      const type = request.target.resourceType!;
-      let id: string | undefined;
-      if (request.target.id !== undefined) {
-        id = this.resources.deidentification.storedIdForRead(type, request.target.id);
-      } else if (request.target.query !== undefined) {
-        const matches = await this.resources.conditionalMatches(tx, type, request.target.query, 2);
-        if (matches.length === 1) id = matches[0]!.id;
-      }
-      if (id === undefined) continue;
-      const key = `${type}/${id}`;
-      const earlier = seen.get(key);
-      if (earlier !== undefined) {
-        throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] both modify the same ${type}`, 'invalid', [`Bundle.entry[${request.index}]`]);
-      }
-      seen.set(key, request.index);
-    }
-  }
-
-  private async execute(tx: StoreTransaction, request: BundleEntryRequest, options: BundleOptions,
-    issuedIds: ReadonlySet<string> = new Set()): Promise<{ entry: EntryResponse; identity?: string }> {
-    const { target } = request;
-    // checkShape (fhir/bundle-plan.ts) guarantees a type on every write entry.
-    const resourceType = target.resourceType!;
-    const written = (result: WriteResult) => ({
-      entry: this.writeResponse(result, options),
-      ...(result.version ? { identity: `${resourceType}/${result.version.id}` } : {}),
-    });
-    switch (request.method) {
-      case 'GET':
-      case 'HEAD':
-        return { entry: await this.executeRead(tx, request, options) };
-      case 'POST': {
-        if (request.matchedExisting) {
-          return written({ status: 200, version: request.matchedExisting, matchedExisting: true });
-        }
-        const prepared = await this.resources.prepareResource({ ...request.resource!, id: request.assignedId! },
-          { id: request.assignedId!, issuedIds });
-        const version = await this.resources.commitVersion(tx, resourceType, request.assignedId!, prepared, undefined);
-        return written({ status: 201, version });
-      }
-      case 'PUT':
-        if (target.id) return written(await this.resources.update(resourceType, target.id, request.resource!, request.ifMatch, tx, issuedIds));
-        return written(await this.resources.conditionalUpdate(resourceType, target.query ?? '', request.resource!, tx, issuedIds));
-      case 'PATCH': {
-        const operations = patchOperations(request);
-        if (target.id) return written(await this.resources.patch(resourceType, target.id, operations, request.ifMatch, tx));
-        return written(await this.resources.conditionalPatch(resourceType, target.query ?? '', operations, tx));
-      }
-      case 'DELETE':
-        if (target.id) return written(await this.resources.delete(resourceType, target.id, tx, request.ifMatch));
-        return written(await this.resources.conditionalDelete(resourceType, target.query ?? '', tx));
-    }
-  }
-
-  private async executeRead(reader: StoreReader, request: BundleEntryRequest, options: BundleOptions): Promise<EntryResponse> {
-    const { target } = request;
-    const base = options.baseUrl;
-    if (target.resourceType === undefined || target.interaction === 'system-history') {
-      const page = await this.resources.history({ ...historyParams(target.queryEntries) }, reader);
-      return ok(historyBundle(base, page.versions, page.total, pagingLinks(`${base}/_history`, target.queryEntries, page.offset, page.count, page.versions.length, page.total)));
-    }
-    this.resources.assertKnownType(target.resourceType);
-    switch (target.interaction) {
-      case 'read': {
-        const version = await this.resources.read(target.resourceType, target.id!, reader);
-        return { resource: JSON.parse(version.json!), response: { status: '200 OK', etag: weakETag(version.versionId), lastModified: version.lastUpdated } };
-      }
-      case 'vread': {
-        const version = await this.resources.vread(target.resourceType, target.id!, target.versionId!, reader);
-        return { resource: JSON.parse(version.json!), response: { status: '200 OK', etag: weakETag(version.versionId), lastModified: version.lastUpdated } };
-      }
-      case 'instance-history':
-      case 'type-history': {
-        const page = await this.resources.history({
-          resourceType: target.resourceType, ...(target.id !== undefined ? { id: target.id } : {}), ...historyParams(target.queryEntries),
-        }, reader);
-        const path = [target.resourceType, target.id, '_history'].filter((p) => p !== undefined).join('/');
-        return ok(historyBundle(base, page.versions, page.total, pagingLinks(`${base}/${path}`, target.queryEntries, page.offset, page.count, page.versions.length, page.total)));
-      }
-      case 'search':
-        return ok(await this.search.searchBundle({
-          resourceType: target.resourceType, entries: target.queryEntries, strict: false, baseUrl: base,
-        }, reader));
-      default:
-        throw FhirError.badRequest(`Unsupported GET in a bundle entry`, 'not-supported');
-    }
-  }
-
-  private writeResponse(result: WriteResult, options: BundleOptions): EntryResponse {
-    const { version } = result;
-    const response: Record<string, unknown> = { status: statusLine(result.status) };
-    if (version && !version.deleted) {
-      response.etag = weakETag(version.versionId);
-      response.lastModified = version.lastUpdated;
-      if (result.status === 201 || result.status === 200) response.location = versionLocation(options.baseUrl, version);
-    }
-    const entry: EntryResponse = { response };
-    if (version?.json && options.returnPreference === 'representation') entry.resource = JSON.parse(version.json);
-    if (options.returnPreference === 'OperationOutcome') {
-      response.outcome = operationOutcome([{ severity: 'information', code: 'informational', diagnostics: statusLine(result.status) }]);
-    }
-    return entry;
+    return type === 'transaction' ? this.transaction(entries, context) : this.batch(entries, context);
   }
 
   // ---------------------------------------------------------------- batch
 
-  private async batch(rawEntries: unknown[], options: BundleOptions): Promise<Resource> {
+  private async batch(rawEntries: unknown[], context: RequestContext): Promise<Resource> {
     const responses: EntryResponse[] = [];
     for (let index = 0; index < rawEntries.length; index++) {
+      if (index > 0 && index % ENTRIES_PER_TURN === 0) await yieldToEventLoop();
       try {
-        const request = this.checkedEntryRequest(rawEntries[index], index, options);
+        const request = entryRequestOf(rawEntries[index], index, context.baseUrl);
         if (request.resource && referenceStrings(request.resource).some((r) => r.startsWith('urn:uuid:'))) {
           // http.html#brules: batch entries may not depend on each other.
           throw FhirError.badRequest('A batch entry may not reference other entries by urn:uuid; use a transaction', 'invalid');
         }
-        responses.push(await this.executeBatchEntry(request, options));
+        responses.push(entryResponse(await this.executor().execute(request.interaction, context), context));
       } catch (error) {
         if (!(error instanceof FhirError)) throw error;
         responses.push({ response: { status: statusLine(error.status), outcome: operationOutcome(error.issues) } });
@@ -285,58 +88,287 @@ export class BundleService {
     return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
   }
 
-  private async executeBatchEntry(request: BundleEntryRequest, options: BundleOptions): Promise<EntryResponse> {
-    const { target } = request;
-    switch (request.method) {
-      case 'GET':
-      case 'HEAD':
-        return this.executeRead(this.resources.storeForTransactions, request, options);
-      case 'POST':
-        return this.writeResponse(await this.resources.create(target.resourceType!, request.resource!, request.ifNoneExist), options);
-      default:
-        return (await this.resources.storeForTransactions.transaction((tx) => this.execute(tx, request, options))).entry;
+  // ---------------------------------------------------------------- transaction
+
+  private async transaction(rawEntries: unknown[], context: RequestContext): Promise<Resource> {
+    // Every entry is read and authorized before anything runs: one bad entry fails the whole.
+    const requests = rawEntries.map((entry, index) => {
+      const request = entryRequestOf(entry, index, context.baseUrl);
+      located(index, () => this.executor().authorize(request.interaction, context));
+      return request;
+    });
+    const guard = this.executor().writeGuard(context);
+    for (let attempt = 1; ; attempt++) {
+      const plan = await this.planTransaction(requests, guard);
+      try {
+        const responses = await this.resources.storeForTransactions.transaction((tx) => this.commitTransaction(requests, plan, tx, context));
+        return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
+      } catch (error) {
+        if (!(error instanceof StaleWritePlan)) throw error;
+        if (attempt >= MAX_PLAN_ATTEMPTS) throw staleConflict();
+      }
+    }
+  }
+
+  /** Phase 1, outside the writer: every write entry's plan, by entry index. */
+  private async planTransaction(requests: BundleEntryRequest[], guard: WriteGuard): Promise<TransactionPlan> {
+    const deleting = await this.assertNoOverlappingTargets(requests, guard);
+    const resolution = await this.resolveFullUrls(requests, deleting, guard);
+    assertLocalReferencesResolve(requests, resolution.references);
+    const plans = new Map<number, WritePlan>();
+    for (const request of transactionOrder(requests)) {
+      if (transactionStep(request) > 2) continue;
+      // A fresh copy per attempt: references are rewritten in it.
+      const interaction = { ...request.interaction };
+      if (request.resource && interaction.body === request.resource) {
+        interaction.body = structuredClone(request.resource);
+        replaceReferences(interaction.body, resolution.references);
+      }
+      plans.set(request.index, await located(request.index, () => this.planEntry(request, interaction, resolution, guard)));
+    }
+    return { plans, resolution, guard };
+  }
+
+  private planEntry(request: BundleEntryRequest, interaction: BundleEntryRequest['interaction'], resolution: Resolution,
+    guard: WriteGuard): Promise<WritePlan> {
+    const type = interaction.resourceType!;
+    const body = interaction.body as Resource;
+    const { ifMatch, ifNoneExist } = interaction.conditions;
+    const options = { issuedIds: resolution.storedIds, guard };
+    const assigned = resolution.assigned.get(request.index);
+    switch (interaction.kind) {
+      case 'delete': return this.resources.planDelete(type, interaction.id!, ifMatch, options);
+      case 'conditional-delete': return this.resources.planConditionalDelete(type, interaction.rawQuery, { ...options, expectedMatch: null });
+      case 'create':
+        if (assigned?.matched) return Promise.resolve(this.matchedCreatePlan(type, ifNoneExist!, assigned.id, guard));
+        return this.resources.planCreate(type, body, ifNoneExist, {
+          ...options, newId: assigned!.id, ...(ifNoneExist !== undefined ? { expectedMatch: null } : {}),
+        });
+      case 'update': return this.resources.planUpdate(type, interaction.id!, body, ifMatch, options);
+      case 'conditional-update':
+        return this.resources.planConditionalUpdate(type, interaction.rawQuery, body, { ...options, ...(assigned ? { newId: assigned.id } : {}) });
+      case 'patch': return this.resources.planPatch(type, interaction.id!, interaction.body, ifMatch, options);
+      case 'conditional-patch': return this.resources.planConditionalPatch(type, interaction.rawQuery, interaction.body, options);
+      default: throw new Error(`internal: ${interaction.kind} is not a transaction write`);
+    }
+  }
+
+  /** A conditional create that matched: nothing to write, as long as the match still holds. */
+  private matchedCreatePlan(resourceType: string, ifNoneExist: string, matchedId: string, guard: WriteGuard): WritePlan {
+    return {
+      resourceType, id: matchedId,
+      commit: async (tx) => {
+        const matches = await this.resources.conditionalMatches(tx, resourceType, ifNoneExist, 2, guard);
+        if (matches.length !== 1 || matches[0]!.id !== matchedId) throw new StaleWritePlan();
+        return { status: 200, version: matches[0], matchedExisting: true };
+      },
+    };
+  }
+
+  /** Phase 2, in the store transaction: commit in http.html#trules order, then the reads. */
+  private async commitTransaction(requests: BundleEntryRequest[], { plans, resolution, guard }: TransactionPlan, tx: StoreTransaction,
+    context: RequestContext): Promise<EntryResponse[]> {
+    await this.recheckConditionalReferences(tx, resolution, guard);
+    const out = new Array<EntryResponse>(requests.length);
+    // What each write finally touched must not overlap (a conditional create that matched a
+    // resource another entry also writes).
+    const touched = new Map<string, number>();
+    for (const request of transactionOrder(requests)) {
+      const plan = plans.get(request.index);
+      out[request.index] = await located(request.index, async () => {
+        if (!plan) return entryResponse(await this.executor().execute(request.interaction, context, tx), context);
+        const result = await plan.commit(tx);
+        if (result.version) {
+          const identity = `${plan.resourceType}/${result.version.id}`;
+          const earlier = touched.get(identity);
+          if (earlier !== undefined) {
+            throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${request.index}] resolve to the same resource`, 'invalid');
+          }
+          touched.set(identity, request.index);
+        }
+        return entryResponse(written(result, request.interaction.kind === 'create' ? 'Created' : 'Updated'), context);
+      });
+    }
+    return out;
+  }
+
+  /**
+   * http.html#trules: "If any resource identities (including resolved identities from
+   * conditional update/delete) overlap in steps 1-3, then the transaction SHALL fail." The
+   * DELETE, PUT and PATCH entries' targets, conditional ones resolved against the committed
+   * store, compared as stored ids. Returns what the DELETE entries remove.
+   */
+  private async assertNoOverlappingTargets(requests: BundleEntryRequest[], guard: WriteGuard): Promise<Set<string>> {
+    const seen = new Map<string, number>();
+    const deleting = new Set<string>();
+    const store = this.resources.storeForTransactions;
+    for (const { interaction, index } of requests) {
+      if (interaction.method !== 'DELETE' && interaction.method !== 'PUT' && interaction.method !== 'PATCH') continue;
+      const type = interaction.resourceType!;
+      let id: string | undefined;
+      if (interaction.id !== undefined) {
+        id = this.resources.deidentification.storedIdForRead(type, interaction.id);
+      } else {
+        const matches = await located(index, () => this.resources.conditionalMatches(store, type, interaction.rawQuery, 2, guard));
+        if (matches.length === 1) id = matches[0]!.id;
+      }
+      if (id === undefined) continue;
+      const key = `${type}/${id}`;
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        throw FhirError.badRequest(`Bundle.entry[${earlier}] and Bundle.entry[${index}] both modify the same ${type}`, 'invalid', [`Bundle.entry[${index}]`]);
+      }
+      seen.set(key, index);
+      if (interaction.method === 'DELETE') deleting.add(key);
+    }
+    return deleting;
+  }
+
+  /**
+   * Maps every entry's fullUrl to the `Type/id` it resolves to (http.html#trules): a POST gets a
+   * new id, or the match of its If-None-Exist; a conditional PUT (`Type?identifier=…`, the
+   * upsert of EHR and ETL jobs) its match, or a new id; an instance PUT its own URL. Matches
+   * that a DELETE entry removes do not count (step 1 runs first).
+   */
+  private async resolveFullUrls(requests: BundleEntryRequest[], deleting: Set<string>, guard: WriteGuard): Promise<Resolution> {
+    const references = new Map<string, string>();
+    const assigned = new Map<number, { id: string; matched: boolean }>();
+    // Ids the transaction assigned or resolved: references to them are stored ids, not client ids to pseudonymize.
+    const storedIds = new Set<string>();
+    const store = this.resources.storeForTransactions;
+    const liveMatch = async (request: BundleEntryRequest, criteria: string, what: string) => {
+      const type = request.interaction.resourceType!;
+      const matches = (await located(request.index, () => this.resources.conditionalMatches(store, type, criteria, 3, guard)))
+        .filter((m) => !deleting.has(`${type}/${m.id}`));
+      if (matches.length > 1) throw locate(FhirError.preconditionFailed(`Multiple resources match the ${what} criteria`, 'multiple-matches'), request.index);
+      return matches[0];
+    };
+    for (const request of requests) {
+      const { interaction } = request;
+      const type = interaction.resourceType;
+      let target: string | undefined;
+      if (interaction.kind === 'create') {
+        const match = interaction.conditions.ifNoneExist !== undefined ? await liveMatch(request, interaction.conditions.ifNoneExist, 'conditional create') : undefined;
+        const id = match?.id ?? randomUUID();
+        assigned.set(request.index, { id, matched: match !== undefined });
+        storedIds.add(id);
+        target = `${type}/${id}`;
+      } else if (interaction.kind === 'conditional-update') {
+        const match = await liveMatch(request, interaction.rawQuery, 'conditional update');
+        const bodyId = (interaction.body as Resource | undefined)?.id;
+        if (match) {
+          storedIds.add(match.id);
+          target = `${type}/${match.id}`;
+        } else if (bodyId !== undefined) {
+          target = `${type}/${bodyId}`; // update-as-create under the client's id
+        } else {
+          const id = randomUUID();
+          assigned.set(request.index, { id, matched: false });
+          storedIds.add(id);
+          target = `${type}/${id}`;
+        }
+      } else if (interaction.kind === 'update') {
+        target = `${type}/${interaction.id}`;
+      }
+      if (target !== undefined && request.fullUrl) references.set(request.fullUrl, target);
+    }
+    // Conditional references (http.html#trules): `Type?query` must match exactly one resource.
+    const conditionalReferences: ConditionalReference[] = [];
+    for (const request of requests) {
+      if (!request.resource) continue;
+      for (const reference of referenceStrings(request.resource)) {
+        if (references.has(reference) || !/^[A-Z][A-Za-z]+\?/.test(reference)) continue;
+        const type = reference.slice(0, reference.indexOf('?'));
+        const criteria = reference.slice(reference.indexOf('?') + 1);
+        const matches = await located(request.index, () => {
+          this.resources.assertKnownType(type);
+          return this.resources.conditionalMatches(store, type, criteria, 2, guard);
+        });
+        if (matches.length !== 1) {
+          throw locate(FhirError.preconditionFailed(
+            `Conditional reference ${type}?… matched ${matches.length === 0 ? 'no' : 'several'} resources; exactly one is required`,
+            matches.length === 0 ? 'not-found' : 'multiple-matches'), request.index);
+        }
+        storedIds.add(matches[0]!.id);
+        references.set(reference, `${type}/${matches[0]!.id}`);
+        conditionalReferences.push({ type, criteria, id: matches[0]!.id });
+      }
+    }
+    return { references, assigned, storedIds, conditionalReferences };
+  }
+
+  /** Inside the transaction: each conditional reference still names the resource it was resolved to. */
+  private async recheckConditionalReferences(tx: StoreTransaction, resolution: Resolution, guard: WriteGuard): Promise<void> {
+    for (const { type, criteria, id } of resolution.conditionalReferences) {
+      const matches = await this.resources.conditionalMatches(tx, type, criteria, 2, guard);
+      if (matches.length !== 1 || matches[0]!.id !== id) throw new StaleWritePlan();
     }
   }
 }
 
-function ok(resource: Resource): EntryResponse {
-  return { resource, response: { status: '200 OK' } };
+interface Resolution {
+  /** fullUrl → `Type/id`. */
+  references: Map<string, string>;
+  /** By entry index: the id a create (or an unmatched conditional update) gets, and whether it matched. */
+  assigned: Map<number, { id: string; matched: boolean }>;
+  storedIds: Set<string>;
+  conditionalReferences: ConditionalReference[];
 }
 
-function historyParams(entries: [string, string][]) {
-  const get = (name: string) => entries.find(([n]) => n === name)?.[1];
-  const since = get('_since');
-  const count = get('_count');
-  const offset = get('_offset');
-  return { ...(since ? { since } : {}), ...(count ? { count } : {}), ...(offset ? { offset } : {}) };
+interface TransactionPlan {
+  /** Each write entry's plan, by entry index. */
+  plans: Map<number, WritePlan>;
+  resolution: Resolution;
+  guard: WriteGuard;
 }
 
-function patchOperations(request: BundleEntryRequest): unknown {
-  // A JSON Patch travels in a bundle as a Binary (R4 http.html#patch: "binary resource").
-  const resource = request.resource;
-  if (resource?.resourceType === 'Binary' && typeof resource.data === 'string') {
-    try {
-      return JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8'));
-    } catch {
-      throw FhirError.badRequest('The Binary of a PATCH entry must hold a base64 JSON Patch document');
+interface ConditionalReference { type: string; criteria: string; id: string }
+
+/** An interaction's result as a `Bundle.entry.response` (http.html#transaction-response). */
+function entryResponse(result: InteractionResult, context: RequestContext): EntryResponse {
+  switch (result.kind) {
+    case 'resource':
+      return { resource: typeof result.resource === 'string' ? JSON.parse(result.resource) : result.resource, response: { status: '200 OK' } };
+    case 'deleted':
+      return { response: { status: statusLine(204) } };
+    case 'version': {
+      const { version } = result;
+      const response: Record<string, unknown> = {
+        status: statusLine(result.status), etag: weakETag(version.versionId), lastModified: version.lastUpdated,
+      };
+      if (!result.written) return { resource: JSON.parse(version.json!), response };
+      response.location = versionLocation(context.baseUrl, version);
+      const entry: EntryResponse = { response };
+      if (context.returnPreference === 'representation') entry.resource = JSON.parse(version.json!);
+      if (context.returnPreference === 'OperationOutcome') response.outcome = successOutcome(result.written.message);
+      return entry;
     }
   }
-  throw FhirError.badRequest('A PATCH entry needs a Binary resource holding a JSON Patch document', 'not-supported');
 }
 
 function locateIssue(issue: OutcomeIssue, index: number): OutcomeIssue {
   const prefix = `Bundle.entry[${index}]`;
+  if (issue.diagnostics?.startsWith(prefix)) return issue;
   return {
     ...issue,
     diagnostics: `${prefix}: ${issue.diagnostics ?? issue.code}`,
     expression: issue.expression?.length
-      ? issue.expression.map((e) => `${prefix}.resource.${e.replace(/^[A-Z][A-Za-z]+\.?/, '') || ''}`.replace(/\.$/, ''))
+      ? issue.expression.map((e) => (e.startsWith(prefix) ? e : `${prefix}.resource.${e.replace(/^[A-Z][A-Za-z]+\.?/, '') || ''}`.replace(/\.$/, '')))
       : [prefix],
   };
 }
 
 function locate(error: FhirError, index: number): FhirError {
   return new FhirError(error.status, error.issues.map((i) => locateIssue(i, index)), error.headers);
+}
+
+/** Runs `work` for entry `index`; a FhirError it throws fails the transaction, located at that entry. */
+async function located<T>(index: number, work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw error instanceof FhirError ? locate(error, index) : error;
+  }
 }
 
 /**

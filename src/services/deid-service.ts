@@ -9,6 +9,8 @@ import { REIDENTIFY_SCOPE, type BearerTokenVerifier, type Principal } from '../a
 import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import type { ResourceService } from './resource-service.js';
+import { resourceResult } from './interaction-result.js';
+import type { OperationDefinition } from './operation-registry.js';
 
 export interface ReidentifyRequest {
   resourceType: string;
@@ -114,4 +116,29 @@ export class DeidService {
       ...(address ? { network: { address } } : {}),
     };
   }
+}
+
+/**
+ * `$deidentify` (POST [base]/$deidentify: what storing would make of a resource or Bundle) and
+ * `$reidentify` (GET [type]/[id]/$reidentify, audited).
+ */
+export function deidOperations(deid: DeidService): OperationDefinition[] {
+  return [
+    {
+      name: 'deidentify', levels: ['system'], methods: ['POST'],
+      async run(interaction) {
+        const body = interaction.body as Resource | undefined;
+        if (body === undefined) throw FhirError.badRequest('$deidentify takes a resource or a Bundle in the body', 'required');
+        return resourceResult(await deid.preview(body));
+      },
+    },
+    {
+      name: 'reidentify', levels: ['instance'], methods: ['GET'],
+      async run(interaction, context) {
+        return resourceResult(await deid.reidentify({
+          resourceType: interaction.resourceType!, id: interaction.id!, authorization: context.authorization, clientAddress: context.clientAddress,
+        }));
+      },
+    },
+  ];
 }

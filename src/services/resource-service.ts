@@ -7,11 +7,15 @@ import { randomUUID } from 'node:crypto';
 import fastJsonPatch from 'fast-json-patch';
 import type { Deidentification } from '../deid/deidentification.js';
 import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
-import { isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
+import { isResourceObject, isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
+import type { SearchRestriction } from '../auth/access-policy.js';
+import { canonicalJson } from '../ledger/jcs.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
 import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';
+import type { SearchQuery } from '../fhir/search-query.js';
+import { patientCompartmentParams } from '../fhir/patient-compartment.js';
 import type { ResourceValidator } from '../fhir/validator.js';
 import { newVersionLeaf } from '../ledger/version-leaf.js';
 import type { HistoryPage, Store, StoredVersion, StoreReader, StoreTransaction } from '../store/store.js';
@@ -29,6 +33,77 @@ export interface WriteResult {
   version: StoredVersion | undefined;
   /** True when a conditional create found its match and wrote nothing. */
   matchedExisting?: boolean;
+  /** True when an update's content equalled the current version's: nothing was written. */
+  unchanged?: boolean;
+}
+
+/** What a write may touch under the access policy (auth/access-policy.ts, asked by the executor). */
+export interface WriteGuard {
+  /** May this resource, in its stored form, be written (the new content, and what it replaces)? */
+  mayWrite(resource: Resource): boolean;
+  mayDelete(resource: Resource): boolean;
+  /** ANDed into the search of a conditional operation, so it never matches what may not be seen. */
+  searchRestriction(resourceType: string | null): SearchRestriction | undefined;
+}
+
+export interface WriteOptions {
+  /** Inside a transaction Bundle: plan and commit in its store transaction. */
+  tx?: StoreTransaction;
+  /** Ids the same request assigned itself (a transaction's entries): references to them are stored ids. */
+  issuedIds?: ReadonlySet<string>;
+  guard?: WriteGuard;
+}
+
+export interface PlanOptions extends Omit<WriteOptions, 'tx'> {
+  /** Where planning reads (default: the committed store). */
+  reader?: StoreReader;
+  /** The id a create (or a conditional update that matches nothing) gets, when the caller chose it. */
+  newId?: string;
+  /**
+   * A transaction's resolution of a conditional create or delete (the matched stored id, or null
+   * for none): the commit checks the store still agrees, else the plan is stale.
+   */
+  expectedMatch?: string | null;
+}
+
+/**
+ * A write prepared outside the writer (validated, de-identified, indexed). `commit` runs inside
+ * a store transaction, re-checks what can have changed since, and writes.
+ */
+export interface WritePlan {
+  resourceType: string;
+  /** The stored id it writes, when planning resolved it. */
+  id: string | undefined;
+  commit(tx: StoreTransaction): Promise<WriteResult>;
+}
+
+/** Thrown by `WritePlan.commit` when what the plan assumed no longer holds: plan again. */
+export class StaleWritePlan extends Error {
+  constructor() {
+    super('the write plan is stale');
+    this.name = 'StaleWritePlan';
+  }
+}
+
+/** Plans made stale this many times in a row give up with 409 (the target keeps changing). */
+export const MAX_PLAN_ATTEMPTS = 3;
+
+export function staleConflict(): FhirError {
+  return FhirError.conflict('The resources this write depends on kept changing while it was prepared; send it again');
+}
+
+function issued(options: { issuedIds?: ReadonlySet<string> }): { issuedIds?: ReadonlySet<string> } {
+  return options.issuedIds ? { issuedIds: options.issuedIds } : {};
+}
+
+/** Equal content, whatever meta.versionId and meta.lastUpdated say (compared in RFC 8785 form). */
+function sameStoredContent(candidate: Resource, currentJson: string): boolean {
+  const comparable = (resource: Resource): string => {
+    const { meta, ...rest } = resource;
+    const { versionId: _v, lastUpdated: _l, ...otherMeta } = (meta ?? {}) as Record<string, unknown>;
+    return canonicalJson(Object.keys(otherMeta).length > 0 ? { ...rest, meta: otherMeta } : rest);
+  };
+  return comparable(candidate) === comparable(JSON.parse(currentJson) as Resource);
 }
 
 /** Where a resource is going: its stored id, and the ids the same request assigned (a transaction's POSTs). */
@@ -149,142 +224,126 @@ export class ResourceService {
   }
 
   // ---------------------------------------------------------------- writes
+  //
+  // Every write is planned OUTSIDE the writer: validated, de-identified and indexed against the
+  // committed store (prepareResource), then committed by `WritePlan.commit` inside one store
+  // transaction, which re-checks only what can change meanwhile (conditional targets, the current
+  // version). When such an assumption no longer holds the plan is stale: it is planned again, up
+  // to MAX_PLAN_ATTEMPTS times, then the write fails with 409. A transaction Bundle plans all its
+  // entries first and commits them together (bundle-service.ts).
 
   /** FHIR R4 http.html#create, with If-None-Exist (http.html#ccreate). */
-  async create(resourceType: string, body: Resource, ifNoneExist: string | undefined,
-    tx?: StoreTransaction): Promise<WriteResult> {
+  async create(resourceType: string, body: Resource, ifNoneExist: string | undefined, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planCreate(resourceType, body, ifNoneExist, options), options.tx);
+  }
+
+  async planCreate(resourceType: string, body: Resource, ifNoneExist: string | undefined, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertBodyType(resourceType, body);
     // http.html#create: a client-supplied id is ignored on create; the server assigns one.
     const { id: _ignored, ...withoutId } = body;
-    const id = randomUUID();
-    const prepared = await this.prepareResource(withoutId as Resource, { id });
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      if (ifNoneExist !== undefined) {
-        const matches = await this.conditionalMatches(t, resourceType, ifNoneExist, 2);
-        // http.html#ccreate: one match → 200 and nothing created; several → 412.
-        if (matches.length === 1) return { status: 200, version: matches[0], matchedExisting: true };
-        if (matches.length > 1) throw this.multipleMatches('conditional create');
-      }
-      const version = await this.commitVersion(t, resourceType, id, prepared, undefined);
-      return { status: 201, version };
+    const id = options.newId ?? randomUUID();
+    const prepared = await this.prepareResource(withoutId as Resource, { id, ...issued(options) });
+    this.assertMayWrite(prepared.resource, options.guard);
+    return {
+      resourceType, id,
+      commit: async (t) => {
+        if (ifNoneExist !== undefined) {
+          const matches = await this.conditionalMatches(t, resourceType, ifNoneExist, 2, options.guard);
+          if (options.expectedMatch !== undefined && (matches.length > 1 || (matches[0]?.id ?? null) !== options.expectedMatch)) throw new StaleWritePlan();
+          // http.html#ccreate: one match → 200 and nothing created; several → 412.
+          if (matches.length === 1) return { status: 200, version: matches[0], matchedExisting: true };
+          if (matches.length > 1) throw this.multipleMatches('conditional create');
+        }
+        return { status: 201, version: await this.commitVersion(t, resourceType, id, prepared, undefined) };
+      },
     };
-    return tx ? work(tx) : this.store.transaction(work);
   }
 
   /** FHIR R4 http.html#update, including update-as-create (upsert) and If-Match. */
-  async update(resourceType: string, clientId: string, body: Resource, ifMatch: string | undefined,
-    tx?: StoreTransaction, issuedIds?: ReadonlySet<string>): Promise<WriteResult> {
+  async update(resourceType: string, clientId: string, body: Resource, ifMatch: string | undefined, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planUpdate(resourceType, clientId, body, ifMatch, options), options.tx);
+  }
+
+  async planUpdate(resourceType: string, clientId: string, body: Resource, ifMatch: string | undefined, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertBodyType(resourceType, body);
     this.assertValidId(clientId);
-    // http.html#update: the body's id SHALL equal the URL's id, else 400.
     if (body.id === undefined) throw FhirError.badRequest('The resource in an update must carry an id', 'required', [`${resourceType}.id`]);
-    if (body.id !== clientId) throw FhirError.badRequest(`Resource id does not match the id in the URL`, 'invalid', [`${resourceType}.id`]);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     // A client-assigned id is stored as its pseudonym (deid/), the same one every time.
-    const id = await this.deid.storedIdForWrite(resourceType, clientId, issuedIds);
-    const prepared = await this.prepareResource(body, { id, ...(issuedIds ? { issuedIds } : {}) });
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const current = await t.readCurrent(resourceType, id);
-      this.checkIfMatch(expectedVersion, current);
-      const version = await this.commitVersion(t, resourceType, id, prepared, current);
-      return { status: current && !current.deleted ? 200 : 201, version };
+    const id = await this.deid.storedIdForWrite(resourceType, clientId, options.issuedIds);
+    // http.html#update: the body's id SHALL equal the URL's id, else 400. The id a read answered
+    // (the stored one) names the same resource as the client's own id: both are accepted.
+    if (body.id !== clientId && body.id !== id) throw FhirError.badRequest('Resource id does not match the id in the URL', 'invalid', [`${resourceType}.id`]);
+    const prepared = await this.prepareResource({ ...body, id: clientId }, { id, ...issued(options) });
+    this.assertMayWrite(prepared.resource, options.guard);
+    return {
+      resourceType, id,
+      commit: async (t) => {
+        const current = await t.readCurrent(resourceType, id);
+        this.checkIfMatch(expectedVersion, current);
+        return this.commitReplacing(t, resourceType, id, prepared, current, options.guard);
+      },
     };
-    return tx ? work(tx) : this.store.transaction(work);
   }
 
   /** FHIR R4 http.html#cond-update: `PUT Type?query`. */
-  async conditionalUpdate(resourceType: string, query: string, body: Resource,
-    tx?: StoreTransaction, issuedIds?: ReadonlySet<string>): Promise<WriteResult> {
+  async conditionalUpdate(resourceType: string, query: string, body: Resource, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planConditionalUpdate(resourceType, query, body, options), options.tx);
+  }
+
+  async planConditionalUpdate(resourceType: string, query: string, body: Resource, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertBodyType(resourceType, body);
     if (body.id !== undefined) this.assertValidId(body.id);
-    const bodyId = body.id === undefined ? undefined : await this.deid.storedIdForWrite(resourceType, body.id, issuedIds);
-    // Prepared for the id it will have when nothing matches; a match's id replaces it below.
-    const newId = bodyId ?? randomUUID();
-    const prepared = await this.prepareResource(body, { id: newId, ...(issuedIds ? { issuedIds } : {}) });
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const matches = await this.conditionalMatches(t, resourceType, query, 2);
-      if (matches.length > 1) throw this.multipleMatches('conditional update');
-      if (matches.length === 1) {
-        const match = matches[0]!;
-        // http.html#cond-update: one match but the body names another id → 400.
-        if (bodyId !== undefined && bodyId !== match.id) {
-          throw FhirError.badRequest('The resource id does not match the resource found by the conditional update');
+    const bodyId = body.id === undefined ? undefined : await this.deid.storedIdForWrite(resourceType, body.id, options.issuedIds);
+    const matches = await this.conditionalMatches(options.reader ?? this.store, resourceType, query, 2, options.guard);
+    if (matches.length > 1) throw this.multipleMatches('conditional update');
+    const match = matches[0];
+    // http.html#cond-update: one match but the body names another id → 400.
+    if (match && bodyId !== undefined && bodyId !== match.id) {
+      throw FhirError.badRequest('The resource id does not match the resource found by the conditional update');
+    }
+    // No match: create, with the body's id when it has one (update-as-create).
+    const id = match?.id ?? bodyId ?? options.newId ?? randomUUID();
+    const prepared = await this.prepareResource(body, { id, ...issued(options) });
+    this.assertMayWrite(prepared.resource, options.guard);
+    return {
+      resourceType, id,
+      commit: async (t) => {
+        const now = await this.conditionalMatches(t, resourceType, query, 2, options.guard);
+        if (now.length !== matches.length || now[0]?.id !== match?.id) throw new StaleWritePlan();
+        const current = match ? await t.readCurrent(resourceType, id) : bodyId !== undefined ? await t.readCurrent(resourceType, id) : undefined;
+        if (!match && current && !current.deleted) {
+          throw FhirError.preconditionFailed('A resource with this id exists but does not match the conditional update criteria');
         }
-        const version = await this.commitVersion(t, resourceType, match.id, await this.reprepareFor(prepared, body, match.id, newId, issuedIds), match);
-        return { status: 200, version };
-      }
-      // No match: create, with the body's id when it has one (update-as-create).
-      const id = newId;
-      const current = bodyId !== undefined ? await t.readCurrent(resourceType, id) : undefined;
-      if (current && !current.deleted) {
-        throw FhirError.preconditionFailed('A resource with this id exists but does not match the conditional update criteria');
-      }
-      const version = await this.commitVersion(t, resourceType, id, prepared, current);
-      return { status: 201, version };
+        return this.commitReplacing(t, resourceType, id, prepared, current, options.guard);
+      },
     };
-    return tx ? work(tx) : this.store.transaction(work);
   }
 
   /** FHIR R4 http.html#patch with JSON Patch (RFC 6902). */
-  async patch(resourceType: string, id: string, operations: unknown, ifMatch: string | undefined,
-    tx?: StoreTransaction): Promise<WriteResult> {
+  async patch(resourceType: string, id: string, operations: unknown, ifMatch: string | undefined, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planPatch(resourceType, id, operations, ifMatch, options), options.tx);
+  }
+
+  async planPatch(resourceType: string, id: string, operations: unknown, ifMatch: string | undefined, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertValidId(id);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     const storedId = this.deid.storedIdForRead(resourceType, id);
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const current = await this.readExisting(t, resourceType, storedId);
-      this.checkIfMatch(expectedVersion, current);
-      return this.applyPatch(t, current, operations);
-    };
-    return tx ? work(tx) : this.store.transaction(work);
+    const current = await this.readExisting(options.reader ?? this.store, resourceType, storedId);
+    this.checkIfMatch(expectedVersion, current);
+    return this.patchPlan(current, operations, options);
   }
 
   /** `PATCH Type?query`: exactly one match is patched (http.html#patch, conditional). */
-  async conditionalPatch(resourceType: string, query: string, operations: unknown,
-    tx?: StoreTransaction): Promise<WriteResult> {
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const matches = await this.conditionalMatches(t, resourceType, query, 2);
-      if (matches.length === 0) throw FhirError.notFound('No resource matches the conditional patch criteria');
-      if (matches.length > 1) throw this.multipleMatches('conditional patch');
-      return this.applyPatch(t, matches[0]!, operations);
-    };
-    return tx ? work(tx) : this.store.transaction(work);
+  async conditionalPatch(resourceType: string, query: string, operations: unknown, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planConditionalPatch(resourceType, query, operations, options), options.tx);
   }
 
-  /**
-   * A conditional update prepared for a new id that matched an existing resource instead: the
-   * resource's own id decides its date shift (a Patient's), so it is prepared again only then.
-   */
-  private async reprepareFor(prepared: PreparedResource, body: Resource, id: string, preparedId: string,
-    issuedIds?: ReadonlySet<string>): Promise<PreparedResource> {
-    if (id === preparedId || body.resourceType !== 'Patient' || !this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
-      return { ...prepared, resource: { ...prepared.resource, id } };
-    }
-    return this.prepareResource(body, { id, ...(issuedIds ? { issuedIds } : {}) });
-  }
-
-  private async applyPatch(t: StoreTransaction, current: StoredVersion, operations: unknown): Promise<WriteResult> {
-    if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
-    if (this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
-      // The stored dates are already shifted; the table applied to the patched whole would shift
-      // them again. A client that owns the data sends it whole (PUT) instead.
-      throw FhirError.notSupported(`PATCH is not available under the '${this.deid.table.name}' mapping table, which shifts dates; use PUT`, 422);
-    }
-    const original = JSON.parse(current.json!) as Resource;
-    let patched: Resource;
-    try {
-      patched = fastJsonPatch.applyPatch(original, operations as fastJsonPatch.Operation[], true, false).newDocument;
-    } catch (error) {
-      const name = (error as { name?: string }).name ?? 'error';
-      const index = (error as { index?: number }).index;
-      throw FhirError.badRequest(`JSON Patch could not be applied (${name}${index === undefined ? '' : ` at operation ${index}`})`);
-    }
-    if (patched.resourceType !== current.resourceType || patched.id !== current.id) {
-      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id' }]);
-    }
-    const prepared = await this.prepareResource(patched, { id: current.id });
-    const version = await this.commitVersion(t, current.resourceType, current.id, prepared, current);
-    return { status: 200, version };
+  async planConditionalPatch(resourceType: string, query: string, operations: unknown, options: PlanOptions = {}): Promise<WritePlan> {
+    const matches = await this.conditionalMatches(options.reader ?? this.store, resourceType, query, 2, options.guard);
+    if (matches.length === 0) throw FhirError.notFound('No resource matches the conditional patch criteria');
+    if (matches.length > 1) throw this.multipleMatches('conditional patch');
+    return this.patchPlan(matches[0]!, operations, options);
   }
 
   /**
@@ -293,30 +352,126 @@ export class ResourceService {
    * If-Match (http.html#concurrency, applied to deletes too so that a client deleting what it
    * last saw cannot delete a newer version): a stale or absent version → 412.
    */
-  async delete(resourceType: string, clientId: string, tx?: StoreTransaction, ifMatch?: string): Promise<WriteResult> {
+  async delete(resourceType: string, clientId: string, ifMatch: string | undefined, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planDelete(resourceType, clientId, ifMatch, options), options.tx);
+  }
+
+  async planDelete(resourceType: string, clientId: string, ifMatch: string | undefined, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertValidId(clientId);
     const id = this.deid.storedIdForRead(resourceType, clientId);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const current = await t.readCurrent(resourceType, id);
-      this.checkIfMatch(expectedVersion, current);
-      if (!current || current.deleted) return { status: 204, version: current };
-      const version = await this.commitVersion(t, resourceType, id, null, current);
-      return { status: 204, version };
+    return {
+      resourceType, id,
+      commit: async (t) => {
+        const current = await t.readCurrent(resourceType, id);
+        this.checkIfMatch(expectedVersion, current);
+        if (!current || current.deleted) return { status: 204, version: current };
+        this.assertMayDelete(current, options.guard);
+        return { status: 204, version: await this.commitVersion(t, resourceType, id, null, current) };
+      },
     };
-    return tx ? work(tx) : this.store.transaction(work);
   }
 
   /** http.html#cdelete: no match → success, one → delete, several → 412. */
-  async conditionalDelete(resourceType: string, query: string, tx?: StoreTransaction): Promise<WriteResult> {
-    const work = async (t: StoreTransaction): Promise<WriteResult> => {
-      const matches = await this.conditionalMatches(t, resourceType, query, 2);
-      if (matches.length > 1) throw this.multipleMatches('conditional delete');
-      if (matches.length === 0) return { status: 204, version: undefined };
-      const version = await this.commitVersion(t, resourceType, matches[0]!.id, null, matches[0]);
-      return { status: 204, version };
+  async conditionalDelete(resourceType: string, query: string, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.runPlanned(() => this.planConditionalDelete(resourceType, query, options), options.tx);
+  }
+
+  async planConditionalDelete(resourceType: string, query: string, options: PlanOptions = {}): Promise<WritePlan> {
+    // Resolved where it commits: the match is race-free, and there is nothing to prepare.
+    const planned = await this.conditionalMatches(options.reader ?? this.store, resourceType, query, 2, options.guard);
+    return {
+      resourceType, id: planned.length === 1 ? planned[0]!.id : undefined,
+      commit: async (t) => {
+        const matches = await this.conditionalMatches(t, resourceType, query, 2, options.guard);
+        if (options.expectedMatch !== undefined && (matches[0]?.id ?? null) !== (planned[0]?.id ?? null)) throw new StaleWritePlan();
+        if (matches.length > 1) throw this.multipleMatches('conditional delete');
+        if (matches.length === 0) return { status: 204, version: undefined };
+        this.assertMayDelete(matches[0]!, options.guard);
+        return { status: 204, version: await this.commitVersion(t, resourceType, matches[0]!.id, null, matches[0]) };
+      },
     };
-    return tx ? work(tx) : this.store.transaction(work);
+  }
+
+  /**
+   * Runs a plan in its own store transaction, planning again while it is stale; inside a
+   * transaction Bundle (`tx`), planning reads that transaction, so nothing can go stale.
+   */
+  private async runPlanned(plan: () => Promise<WritePlan>, tx: StoreTransaction | undefined): Promise<WriteResult> {
+    if (tx) return (await plan()).commit(tx);
+    for (let attempt = 1; ; attempt++) {
+      const planned = await plan();
+      try {
+        return await this.store.transaction((t) => planned.commit(t));
+      } catch (error) {
+        if (!(error instanceof StaleWritePlan)) throw error;
+        if (attempt >= MAX_PLAN_ATTEMPTS) throw staleConflict();
+      }
+    }
+  }
+
+  /**
+   * The patched resource, prepared from the version it was applied to; the commit checks that
+   * this version is still the current one (else the patch is applied again to the newer one).
+   */
+  private async patchPlan(current: StoredVersion, operations: unknown, options: PlanOptions): Promise<WritePlan> {
+    if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
+    if (this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
+      // The stored dates are already shifted; the table applied to the patched whole would shift
+      // them again. A client that owns the data sends it whole (PUT) instead.
+      throw FhirError.notSupported(`PATCH is not available under the '${this.deid.table.name}' mapping table, which shifts dates; use PUT`, 422);
+    }
+    const original = JSON.parse(current.json!) as Resource;
+    this.assertMayWrite(original, options.guard);
+    let patched: Resource;
+    try {
+      patched = fastJsonPatch.applyPatch(original, operations as fastJsonPatch.Operation[], true, false).newDocument;
+    } catch (error) {
+      const name = (error as { name?: string }).name ?? 'error';
+      const index = (error as { index?: number }).index;
+      throw FhirError.badRequest(`JSON Patch could not be applied (${name}${index === undefined ? '' : ` at operation ${index}`})`);
+    }
+    if (!isResourceObject(patched) || patched.resourceType !== current.resourceType || patched.id !== current.id) {
+      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id, nor replace the whole resource' }]);
+    }
+    const prepared = await this.prepareResource(patched, { id: current.id });
+    this.assertMayWrite(prepared.resource, options.guard);
+    const { resourceType, id } = current;
+    return {
+      resourceType, id,
+      commit: async (t) => {
+        const now = await t.readCurrent(resourceType, id);
+        if (!now || now.deleted || now.versionId !== current.versionId) throw new StaleWritePlan();
+        return this.commitReplacing(t, resourceType, id, prepared, now, options.guard);
+      },
+    };
+  }
+
+  /**
+   * Commits `prepared` over `current`: a no-op when the content equals the current version's
+   * (an EHR's nightly full resync grows neither history nor the ledger; 200 with the current
+   * version, as HAPI does), else a new version.
+   */
+  private async commitReplacing(t: StoreTransaction, resourceType: string, id: string, prepared: PreparedResource,
+    current: StoredVersion | undefined, guard: WriteGuard | undefined): Promise<WriteResult> {
+    const live = current && !current.deleted ? current : undefined;
+    if (live) {
+      this.assertMayWrite(JSON.parse(live.json!) as Resource, guard);
+      if (sameStoredContent(prepared.resource, live.json!)) return { status: 200, version: live, unchanged: true };
+    }
+    return { status: live ? 200 : 201, version: await this.commitVersion(t, resourceType, id, prepared, current) };
+  }
+
+  private assertMayWrite(resource: Resource, guard: WriteGuard | undefined): void {
+    if (guard && !guard.mayWrite(resource)) {
+      throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: `This ${resource.resourceType} may not be written with the access granted` });
+    }
+  }
+
+  private assertMayDelete(current: StoredVersion, guard: WriteGuard | undefined): void {
+    if (guard && !guard.mayDelete(JSON.parse(current.json!) as Resource)) {
+      throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: `This ${current.resourceType} may not be deleted with the access granted` });
+    }
   }
 
   /** `$validate` (FHIR R4 resource-operation-validate): the issues, no storage. */
@@ -418,7 +573,8 @@ export class ResourceService {
   // ---------------------------------------------------------------- helpers
 
   /** Resolves a conditional operation's query inside the transaction (strict: unknown parameters are errors). */
-  async conditionalMatches(t: StoreReader, resourceType: string, query: string, limit: number): Promise<StoredVersion[]> {
+  async conditionalMatches(t: StoreReader, resourceType: string, query: string, limit: number,
+    guard?: Pick<WriteGuard, 'searchRestriction'>): Promise<StoredVersion[]> {
     // Some clients send If-None-Exist / ifNoneExist as `Type?criteria` or `?criteria`; the
     // criteria are what follows the `?` (R4 http.html#ccreate describes the bare query string).
     const question = query.indexOf('?');
@@ -438,7 +594,41 @@ export class ResourceService {
     parsed.query.offset = 0;
     parsed.query.total = 'none';
     parsed.query.countOnly = false;
+    this.restrictSearch(parsed.query, guard?.searchRestriction(resourceType));
     return (await t.search(parsed.query)).versions;
+  }
+
+  /**
+   * ANDs an access policy's restriction into a search (auth/access-policy.ts): its criteria are
+   * parsed like the client's own; its compartment becomes `accessCompartment`.
+   */
+  restrictSearch(query: SearchQuery, restriction: SearchRestriction | undefined): void {
+    if (!restriction) return;
+    if (restriction.criteria.length > 0) {
+      const parsed = parseSearchQuery(query.resourceType, this.deid.translateSearch(query.resourceType, restriction.criteria), this.registry, {
+        defaultCount: 1, maxCount: 1, strict: true,
+      });
+      query.criteria.push(...parsed.query.criteria);
+    }
+    if (restriction.compartment) {
+      const type = query.resourceType;
+      if (type === null) {
+        throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: 'Access confined to a patient compartment searches one type at a time (or a compartment search)' });
+      }
+      const params = patientCompartmentParams(type)
+        .map((code) => this.registry.get(type, code))
+        .filter((p): p is NonNullable<typeof p> => p !== undefined && p.type === 'reference');
+      const { ownerType, ownerIds } = restriction.compartment;
+      if (type === ownerType) {
+        // The owner itself is in its compartment (R4 compartmentdefinition: the Patient resource).
+        query.criteria.push(...parseSearchQuery(type, [['_id', ownerIds.join(',')]], this.registry, { defaultCount: 1, maxCount: 1, strict: true }).query.criteria);
+      } else if (params.length === 0) {
+        // Not in the compartment at all: nothing of this type may be seen.
+        query.accessCompartment = { ownerType, ownerIds: [], params: [] };
+      } else {
+        query.accessCompartment = { ownerType, ownerIds: [...ownerIds], params };
+      }
+    }
   }
 
   private async readExisting(reader: StoreReader, resourceType: string, id: string): Promise<StoredVersion> {

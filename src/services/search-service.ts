@@ -13,6 +13,7 @@ import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.
 import type { ParsedSearch } from '../fhir/search-query-parser.js';
 import type { IncludeDirective, SearchQuery } from '../fhir/search-query.js';
 import type { StoredVersion, StoreReader } from '../store/store.js';
+import type { SearchRestriction } from '../auth/access-policy.js';
 import type { ResourceService } from './resource-service.js';
 
 export interface SearchRequest {
@@ -22,6 +23,16 @@ export interface SearchRequest {
   baseUrl: string;
   /** Compartment search: `Patient/{id}/{type}`. */
   compartment?: { ownerType: string; ownerId: string };
+  /** The access policy's hooks for the request's context (services/interaction-executor.ts). */
+  access?: SearchAccess;
+}
+
+/** How the access policy takes part in a search (auth/access-policy.ts). */
+export interface SearchAccess {
+  /** ANDed into the match, the revincludes and every other search made for it. */
+  restriction(resourceType: string | null): SearchRestriction | undefined;
+  /** After: may this resource be returned (matches and includes)? */
+  mayReturn(resource: Resource): boolean;
 }
 
 /** Upper bound of resources `_include`/`_revinclude` add to one page. */
@@ -45,8 +56,13 @@ export class SearchService {
   async searchBundleJson(request: SearchRequest, reader?: StoreReader): Promise<string> {
     const parsed = this.resources.parseSearch(request.resourceType, request.entries, { strict: request.strict, baseUrl: request.baseUrl });
     if (request.compartment) this.restrictToCompartment(parsed.query, request.compartment);
+    const access = request.access;
+    if (access) this.resources.restrictSearch(parsed.query, access.restriction(parsed.query.resourceType));
     const page = await this.resources.search(parsed, reader);
-    const included = parsed.query.countOnly ? [] : await this.included(page.versions, parsed, reader ?? this.resources.storeForTransactions);
+    // The restriction was ANDed into the query; this filter is the second line of defence.
+    if (access) page.versions = page.versions.filter((v) => access.mayReturn(JSON.parse(v.json!) as Resource));
+    const included = parsed.query.countOnly ? [] : (await this.included(page.versions, parsed, reader ?? this.resources.storeForTransactions, access))
+      .filter((v) => !access || access.mayReturn(JSON.parse(v.json!) as Resource));
 
     const { baseUrl } = request;
     const selfBase = request.compartment
@@ -95,7 +111,7 @@ export class SearchService {
   }
 
   /** search.html#include and #revinclude, with `:iterate` up to MAX_ITERATIONS rounds. */
-  private async included(matches: StoredVersion[], parsed: ParsedSearch, reader: StoreReader): Promise<StoredVersion[]> {
+  private async included(matches: StoredVersion[], parsed: ParsedSearch, reader: StoreReader, access: SearchAccess | undefined): Promise<StoredVersion[]> {
     const { include, revinclude } = parsed.result;
     if (include.length === 0 && revinclude.length === 0) return [];
     const seen = new Set(matches.map((v) => `${v.resourceType}/${v.id}`));
@@ -113,7 +129,7 @@ export class SearchService {
         for (const v of await this.forwardIncludes(directive, frontier, reader)) keep(v);
       }
       for (const directive of revinclude.filter((d) => round === 0 || d.iterate)) {
-        for (const v of await this.reverseIncludes(directive, frontier, reader)) keep(v);
+        for (const v of await this.reverseIncludes(directive, frontier, reader, access)) keep(v);
       }
       added.push(...next);
       frontier = next;
@@ -138,7 +154,8 @@ export class SearchService {
   }
 
   /** The resources of `directive.sourceType` whose `directive.param` points to the frontier. */
-  private async reverseIncludes(directive: IncludeDirective, frontier: StoredVersion[], reader: StoreReader): Promise<StoredVersion[]> {
+  private async reverseIncludes(directive: IncludeDirective, frontier: StoredVersion[], reader: StoreReader,
+    access: SearchAccess | undefined): Promise<StoredVersion[]> {
     const targets = frontier.filter((v) => directive.targetType === undefined || v.resourceType === directive.targetType);
     if (targets.length === 0) return [];
     const query: SearchQuery = {
@@ -150,6 +167,7 @@ export class SearchService {
       }],
       sort: [], count: MAX_INCLUDED, offset: 0, total: 'none', countOnly: false,
     };
+    if (access) this.resources.restrictSearch(query, access.restriction(query.resourceType));
     return (await reader.search(query)).versions;
   }
 }

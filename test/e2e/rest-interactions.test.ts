@@ -70,7 +70,7 @@ describe('REST interactions (e2e)', () => {
       const res = await server.request('PUT', '/fhir/Patient/ehr-123.a', { body: { ...patient('Upsert'), id: 'ehr-123.a' } });
       expect(res.status).to.equal(201);
       expect(res.headers.get('location')).to.equal(`${server.baseUrl}/Patient/ehr-123.a/_history/1`);
-      const again = await server.request('PUT', '/fhir/Patient/ehr-123.a', { body: { ...patient('Upsert'), id: 'ehr-123.a' } });
+      const again = await server.request('PUT', '/fhir/Patient/ehr-123.a', { body: { ...patient('Upsert'), id: 'ehr-123.a', active: false } });
       expect(again.status).to.equal(200);
       expect(again.json.meta.versionId).to.equal('2');
 

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
+import type { AccessPolicy } from '../../src/auth/access-policy.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 
 export interface TestServer extends RunningServer {
@@ -26,14 +27,17 @@ export function temporaryDataDir(prefix = 'fhir-ledger-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** `logger`: where the server logs (default: nowhere), e.g. an in-memory stream a test reads. */
-export async function startTestServer(overrides: Partial<Config> = {}, logger?: Logger): Promise<TestServer> {
+/**
+ * `logger`: where the server logs (default: nowhere), e.g. an in-memory stream a test reads.
+ * `accessPolicy`: the policy the executor asks (default: everything allowed).
+ */
+export async function startTestServer(overrides: Partial<Config> = {}, logger?: Logger, accessPolicy?: AccessPolicy): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? temporaryDataDir();
   // Leaves are written either way; the chain is started only by tests that ask for it.
   // Tests compare what they stored with what they sent, so they store as sent
   // (DEID_MAPPING=none) unless they test de-identification and ask for a table.
   const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, ledgerMode: 'off', deidMapping: 'none', ...overrides });
-  const server = await startServer(config, logger ?? pino({ level: 'silent' }));
+  const server = await startServer(config, logger ?? pino({ level: 'silent' }), accessPolicy);
   const origin = server.baseUrl.replace(/\/fhir$/, '');
   return {
     ...server,

@@ -383,6 +383,16 @@ export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql, maxRid?:
     parts.push(`r.rid IN (SELECT c.rid FROM idx_reference c WHERE c.target_type = ? AND c.target_id = ? AND (${pids.map((p) => `c.pid ${p.sql}`).join(' OR ')}))`);
     params.push(ownerType, ownerId, ...pids.flatMap((p) => p.params));
   }
+  if (query.accessCompartment) {
+    const { ownerType, ownerIds, params: links } = query.accessCompartment;
+    if (ownerIds.length === 0 || links.length === 0) {
+      parts.push('0');
+    } else {
+      const pids = links.map((p) => paramId(query.resourceType, p.code));
+      parts.push(`r.rid IN (SELECT c.rid FROM idx_reference c WHERE c.target_type = ? AND c.target_id IN (${ownerIds.map(() => '?').join(', ')}) AND (${pids.map((p) => `c.pid ${p.sql}`).join(' OR ')}))`);
+      params.push(ownerType, ...ownerIds, ...pids.flatMap((p) => p.params));
+    }
+  }
   const ranked = query.criteria.map((criterion) => ({ criterion, rank: selectivityRank(criterion) }));
   const driving = ranked.reduce<(typeof ranked)[number] | undefined>(
     (best, c) => (c.rank !== Infinity && (!best || c.rank < best.rank) ? c : best), undefined);
