@@ -57,7 +57,10 @@ export async function startFhirServer(dataDir: string, logFile: string, env: Rec
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      // A server stuck in synchronous work (a hostile request) may not get to its SIGTERM handler.
+      const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
       await exited;
+      clearTimeout(kill);
       fs.closeSync(log);
     },
   };
