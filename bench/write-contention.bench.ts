@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     if (await postJsonText(server.baseUrl, bundle, AbortSignal.timeout(transactionTimeoutMs)) !== 200) throw new Error('the warm-up transaction failed');
 
     baseline = await startBareKoaBaseline(`${server.baseUrl}/Patient/${patient.id}`, work);
-    const bareBefore = await baseline.measure('bare Koa, same bytes (before)', baselineSeconds);
+    const bareBefore = (await baseline.measure('bare Koa, same bytes (before)', baselineSeconds)).reqPerSec;
 
     const createOptions = {
       url: `${server.baseUrl}/Observation`, connections, duration, method: 'POST' as const,
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     stopTransactions.abort();
     const transactionsDuring = await transactionsUnderLoad;
 
-    const bareAfter = await baseline.measure('bare Koa, same bytes (after)', baselineSeconds);
+    const bareAfter = (await baseline.measure('bare Koa, same bytes (after)', baselineSeconds)).reqPerSec;
     const bareKoa = (bareBefore + bareAfter) / 2;
     const txAlone = transactionFigures(transactionsAlone, bareKoa);
     const txDuring = transactionFigures(transactionsDuring, bareKoa);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { load } from './fhir-server-process.js';
+import { processCpuSeconds } from './process-cpu.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bareKoaScript = path.join(here, '..', 'bare-koa-server.js');
@@ -29,9 +30,18 @@ export function waitForJsonLine(child: ChildProcess, key: string): Promise<Recor
   });
 }
 
+export interface BareKoaRound {
+  reqPerSec: number;
+  /**
+   * Requests per CPU-second of the bare Koa process: less sensitive than req/s to other load on
+   * a shared machine, to compare with a FHIR server figure per server-CPU-second.
+   */
+  reqPerCpuSecond: number;
+}
+
 export interface BareKoaBaseline {
-  /** One 32-connection round of reads; returns its req/s. */
-  measure(name: string, durationSeconds: number): Promise<number>;
+  /** One 32-connection round of reads. */
+  measure(name: string, durationSeconds: number): Promise<BareKoaRound>;
   stop(): void;
 }
 
@@ -48,8 +58,9 @@ export async function startBareKoaBaseline(fhirReadUrl: string, workDir: string)
   const readPath = new URL(fhirReadUrl).pathname;
   return {
     async measure(name, durationSeconds) {
+      const cpuBefore = processCpuSeconds(child.pid!);
       const result = await load(name, { url: `http://127.0.0.1:${port}${readPath}`, connections: 32, duration: durationSeconds });
-      return result.requests.average;
+      return { reqPerSec: result.requests.average, reqPerCpuSecond: result.requests.total / (processCpuSeconds(child.pid!) - cpuBefore) };
     },
     stop() { child.kill('SIGTERM'); },
   };
