@@ -10,9 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type autocannon from 'autocannon';
+import { waitForJsonLine } from './support/bare-koa-baseline.js';
 import { benchObservation as observation, load, postJson, startFhirServer } from './support/fhir-server-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -22,19 +22,6 @@ const durationArg = process.argv.indexOf('--duration');
 const duration = durationArg > 0 ? Number(process.argv[durationArg + 1]) : 10;
 const readRounds = 3;
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-
-function waitForJsonLine(child: ChildProcess, key: string): Promise<Record<string, unknown>> {
-  const lines = readline.createInterface({ input: child.stdout! });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`process exited with ${code}`)));
-    lines.on('line', (line) => {
-      try {
-        const record = JSON.parse(line) as Record<string, unknown>;
-        if (record[key] !== undefined) { lines.close(); child.removeAllListeners('exit'); resolve(record); }
-      } catch { /* other output */ }
-    });
-  });
-}
 
 async function run(name: string, options: autocannon.Options): Promise<autocannon.Result> {
   return load(name, { duration, ...options });
