@@ -498,8 +498,9 @@ function applyControlParameter(query: SearchQuery, result: SearchResultOptions, 
       result.revinclude.push(...parseInclude(value, registry, name.endsWith(':iterate'), ignored, name));
       break;
     case '_snapshot':
-      // Opaque to clients: the store's position when the first page was served (store/).
-      if (!/^\d{1,15}-\d{1,15}$/.test(value)) throw badValue('_snapshot', value, 'the value from a paging link');
+      // Opaque outside the store adapter that issued it (store.ts SearchPage.snapshot), which
+      // checks it; here only its alphabet and length, so that no odd text travels further.
+      if (!/^[\w-]{1,64}$/.test(value)) throw badValue('_snapshot', value, 'the value from a paging link');
       query.snapshot = value;
       break;
     default:

@@ -12,7 +12,7 @@ import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import type { ParsedSearch } from '../fhir/search-query-parser.js';
 import type { IncludeDirective, SearchQuery } from '../fhir/search-query.js';
-import type { StoredVersion, StoreReader } from '../store/store.js';
+import type { ResourceKey, StoredVersion, StoreReader } from '../store/store.js';
 import type { SearchRestriction } from '../auth/access-policy.js';
 import type { ResourceService } from './resource-service.js';
 
@@ -137,20 +137,23 @@ export class SearchService {
     return added;
   }
 
-  /** The resources that `directive.param` of the frontier's resources points to. */
+  /**
+   * The resources that `directive.param` of the frontier's resources points to, read in one
+   * batch (StoreReader.readCurrentMany), not one read per reference.
+   */
   private async forwardIncludes(directive: IncludeDirective, frontier: StoredVersion[], reader: StoreReader): Promise<StoredVersion[]> {
-    const found: StoredVersion[] = [];
+    const targets: ResourceKey[] = [];
     for (const source of frontier) {
       if (source.resourceType !== directive.sourceType || !source.json) continue;
       const entries = this.extractor.extract(JSON.parse(source.json) as Resource);
       for (const entry of entries) {
         if (entry.kind !== 'reference' || entry.param !== directive.param.code || !entry.targetType || !entry.targetId) continue;
         if (directive.targetType !== undefined && entry.targetType !== directive.targetType) continue;
-        const target = await reader.readCurrent(entry.targetType, entry.targetId);
-        if (target && !target.deleted) found.push(target);
+        targets.push({ resourceType: entry.targetType, id: entry.targetId });
       }
     }
-    return found;
+    if (targets.length === 0) return [];
+    return (await reader.readCurrentMany(targets)).filter((target) => !target.deleted);
   }
 
   /** The resources of `directive.sourceType` whose `directive.param` points to the frontier. */

@@ -175,6 +175,27 @@ describe('search features (e2e)', () => {
     expect(second.json.link.find((l: any) => l.relation === 'next')).to.equal(undefined);
   });
 
+  it('a paging token that is malformed, forged or from another search is a 400 OperationOutcome, never a 500', async () => {
+    const first = await search('Organization', 'name=paging&_count=2');
+    const token = new URL(first.link.find((l: any) => l.relation === 'next').url as string).searchParams.get('_snapshot')!;
+    const [seq, rid, digest] = token.split('-') as [string, string, string];
+    const bad = [
+      'random', `${'9'.repeat(30)}-${rid}-${digest}`, `${Number(seq) + 1000}-${rid}-${digest}`, `-1-${rid}-${digest}`,
+      `${seq}-${rid}-${digest.slice(0, 15)}é`, `${seq}-${rid}`,
+    ];
+    for (const value of bad) {
+      const res = await server.request('GET', `/fhir/Organization?name=paging&_count=2&_offset=2&_snapshot=${encodeURIComponent(value)}`);
+      expect(res.status, value).to.equal(400);
+      expect(res.json.resourceType, value).to.equal('OperationOutcome');
+    }
+    const otherType = await server.request('GET', `/fhir/Patient?_count=2&_offset=2&_snapshot=${token}`);
+    expect(otherType.status).to.equal(400);
+    expect(otherType.json.issue[0].diagnostics).to.match(/another search/);
+    const otherParams = await server.request('GET', `/fhir/Organization?name=mercy&_count=2&_offset=2&_snapshot=${token}`);
+    expect(otherParams.status).to.equal(400);
+    expect((await server.request('GET', `/fhir/Organization?name=paging&_count=2&_offset=2&_snapshot=${token}`)).status).to.equal(200);
+  });
+
   it('pages stay consistent while the matches are updated and deleted between pages: same order, content as of the first page', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) ids.push(await create({ resourceType: 'Organization', name: `Shifting ${i}`, alias: ['v1'] }));

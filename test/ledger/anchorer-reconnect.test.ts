@@ -17,6 +17,7 @@ import { ANVIL_DEV_ADDRESS, ANVIL_DEV_PRIVATE_KEY, AnvilNode, jsonRpc } from '..
 import { deployLedgerAnchor, EthersAnchorChain } from '../../src/ledger/ethers-anchor-chain.js';
 import { MerkleLog } from '../../src/ledger/merkle-log.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { newVersionLeaf } from '../../src/ledger/version-leaf.js';
 
 let written = 0;
 async function write(store: SqliteStore, n: number): Promise<void> {
@@ -25,7 +26,8 @@ async function write(store: SqliteStore, n: number): Promise<void> {
       const id = `r${written++}`;
       const lastUpdated = new Date().toISOString();
       const json = JSON.stringify({ resourceType: 'Patient', id, meta: { versionId: '1', lastUpdated } });
-      await tx.writeVersion({ resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [] });
+      const leaf = newVersionLeaf({ resourceType: 'Patient', id, versionId: 1, lastUpdated, json });
+      await tx.writeVersion({ resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [], leaf });
     }
   });
 }

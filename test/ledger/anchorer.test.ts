@@ -16,6 +16,7 @@ import { deployLedgerAnchor, EthersAnchorChain } from '../../src/ledger/ethers-a
 import { MerkleLog } from '../../src/ledger/merkle-log.js';
 import { verifyInclusion } from '../../src/ledger/merkle.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { newVersionLeaf } from '../../src/ledger/version-leaf.js';
 import { rootsOnChain as rootsOnContract } from '../support/ledger-load.js';
 import type { NewVersion } from '../../src/store/store.js';
 
@@ -24,7 +25,7 @@ function patientVersion(): NewVersion {
   const id = `p${written++}`;
   const lastUpdated = new Date().toISOString();
   const json = JSON.stringify({ resourceType: 'Patient', id, meta: { versionId: '1', lastUpdated }, gender: 'female' });
-  return { resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [] };
+  return { resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [], leaf: newVersionLeaf({ resourceType: 'Patient', id, versionId: 1, lastUpdated, json }) };
 }
 
 async function write(store: SqliteStore, n: number): Promise<void> {

@@ -13,12 +13,13 @@ import { deployLedgerAnchor, EthersAnchorChain } from '../../src/ledger/ethers-a
 import { auditLedger } from '../../src/ledger/ledger-audit.js';
 import { MerkleLog } from '../../src/ledger/merkle-log.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { newVersionLeaf } from '../../src/ledger/version-leaf.js';
 import type { NewVersion } from '../../src/store/store.js';
 
 function patientVersion(id: string, versionId = 1): NewVersion {
   const lastUpdated = new Date().toISOString();
   const json = JSON.stringify({ resourceType: 'Patient', id, meta: { versionId: String(versionId), lastUpdated }, name: [{ family: `F-${id}` }] });
-  return { resourceType: 'Patient', id, versionId, lastUpdated, json, indexEntries: [] };
+  return { resourceType: 'Patient', id, versionId, lastUpdated, json, indexEntries: [], leaf: newVersionLeaf({ resourceType: 'Patient', id, versionId, lastUpdated, json }) };
 }
 
 describe('ledger audit (real store, real anvil node)', function () {

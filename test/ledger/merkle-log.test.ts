@@ -18,12 +18,12 @@ import type { LedgerStore, NewVersion } from '../../src/store/store.js';
 function patientVersion(id: string, versionId: number, family = 'Lee'): NewVersion {
   const lastUpdated = new Date(Date.UTC(2024, 0, 1, 0, 0, versionId)).toISOString();
   const json = JSON.stringify({ resourceType: 'Patient', id, meta: { versionId: String(versionId), lastUpdated }, name: [{ family }] });
-  return { resourceType: 'Patient', id, versionId, lastUpdated, json, indexEntries: [] };
+  return { resourceType: 'Patient', id, versionId, lastUpdated, json, indexEntries: [], leaf: newVersionLeaf({ resourceType: 'Patient', id, versionId, lastUpdated, json }) };
 }
 
 function deleteVersion(id: string, versionId: number): NewVersion {
   const lastUpdated = new Date(Date.UTC(2024, 0, 1, 0, 0, versionId)).toISOString();
-  return { resourceType: 'Patient', id, versionId, lastUpdated, json: null, indexEntries: [] };
+  return { resourceType: 'Patient', id, versionId, lastUpdated, json: null, indexEntries: [], leaf: newVersionLeaf({ resourceType: 'Patient', id, versionId, lastUpdated, json: null }) };
 }
 
 describe('ledger leaves in the store (real SQLite file)', () => {

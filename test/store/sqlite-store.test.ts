@@ -1,66 +1,17 @@
 /**
- * SqliteStore on a real SQLite file in a temporary folder (DESIGN.md rule 5: no mocks):
- * versions, history, all-or-nothing transactions inside a group commit, race-free
- * check-then-write, durability across close/reopen, index replacement, deletes, and the
- * coherence of the in-memory current-version cache.
+ * What SqliteStore adds to the Store contract (contract/store-contract.ts runs that on it), on
+ * a real SQLite file in a temporary folder (DESIGN.md rule 6: no mocks): transactions sharing
+ * one group commit, durability across close/reopen, paging after a restart, the coherence of the
+ * in-memory current-version cache, and readCurrentMany through that cache.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import type { Resource } from '../../src/fhir/resource.js';
-import { SearchIndexExtractor } from '../../src/fhir/search-index-extraction.js';
-import { SearchParameterRegistry } from '../../src/fhir/search-parameter-registry.js';
-import { parseSearchQuery } from '../../src/fhir/search-query-parser.js';
-import type { SearchQuery } from '../../src/fhir/search-query.js';
 import { CurrentVersionCache } from '../../src/store/current-version-cache.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { NewVersion, StoredVersion, StoreTransaction } from '../../src/store/store.js';
-
-const registry = SearchParameterRegistry.loadR4();
-const extractor = new SearchIndexExtractor(registry);
-
-/** A search as the REST layer would parse it; strict, so a typo in a test fails loudly. */
-function query(resourceType: string | null, entries: [string, string][]): SearchQuery {
-  return parseSearchQuery(resourceType, [...entries, ['_total', 'accurate']], registry, {
-    defaultCount: 100, maxCount: 1000, strict: true,
-  }).query;
-}
-
-function patient(id: string, family: string, identifier = `mrn-${id}`): Resource {
-  return {
-    resourceType: 'Patient', id, name: [{ family, given: ['Test'] }],
-    identifier: [{ system: 'urn:test:mrn', value: identifier }], birthDate: '1970-01-01',
-  };
-}
-
-function observation(id: string, code: string): Resource {
-  return {
-    resourceType: 'Observation', id, status: 'final',
-    code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: 'Patient/p1' },
-  };
-}
-
-/** The version the service layer would write: meta owned by the server, index entries extracted. */
-function versionOf(resource: Resource, versionId: number, lastUpdated = new Date().toISOString()): NewVersion {
-  const stored: Resource = { ...resource, meta: { versionId: String(versionId), lastUpdated } };
-  return {
-    resourceType: resource.resourceType, id: resource.id!, versionId, lastUpdated,
-    json: JSON.stringify(stored), indexEntries: extractor.extract(stored),
-  };
-}
-
-function deletionOf(resourceType: string, id: string, versionId: number, lastUpdated = new Date().toISOString()): NewVersion {
-  return { resourceType, id, versionId, lastUpdated, json: null, indexEntries: [] };
-}
-
-function familyOf(version: StoredVersion | undefined): string | undefined {
-  return version?.json ? (JSON.parse(version.json) as { name: { family: string }[] }).name[0]!.family : undefined;
-}
-
-function ids(versions: StoredVersion[]): string[] {
-  return versions.map((v) => v.id).sort();
-}
+import { deletionOf, familyOf, ids, observation, patient, query, versionOf } from './contract/store-fixtures.js';
 
 describe('SqliteStore (real SQLite file)', function () {
   let dir: string;
@@ -92,74 +43,6 @@ describe('SqliteStore (real SQLite file)', function () {
   afterEach(async () => {
     for (const store of open.splice(0)) await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  describe('versions', () => {
-    it('reads the current version and every version by number', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('p1', 'Alpha'), 1, '2024-01-01T00:00:00.000Z'));
-      await write(store, versionOf(patient('p1', 'Beta'), 2, '2024-01-02T00:00:00.000Z'));
-
-      const current = await store.readCurrent('Patient', 'p1');
-      expect(current).to.include({ resourceType: 'Patient', id: 'p1', versionId: 2, deleted: false, lastUpdated: '2024-01-02T00:00:00.000Z' });
-      expect(familyOf(current)).to.equal('Beta');
-      expect(JSON.parse(current!.json!).meta).to.deep.equal({ versionId: '2', lastUpdated: '2024-01-02T00:00:00.000Z' });
-
-      const first = await store.readVersion('Patient', 'p1', 1);
-      expect(first).to.include({ versionId: 1, deleted: false, lastUpdated: '2024-01-01T00:00:00.000Z' });
-      expect(familyOf(first)).to.equal('Alpha');
-
-      expect(await store.readVersion('Patient', 'p1', 3)).to.equal(undefined);
-      expect(await store.readCurrent('Patient', 'p2')).to.equal(undefined);
-      expect(await store.readCurrent('Observation', 'p1'), 'ids are per type').to.equal(undefined);
-    });
-
-    it('lets a transaction read its own writes before commit, and nobody else', async () => {
-      const store = openStore();
-      let insideRead: StoredVersion | undefined;
-      let outsideRead: StoredVersion | undefined | 'not read' = 'not read';
-      await store.transaction(async (tx) => {
-        await tx.writeVersion(versionOf(patient('p1', 'Alpha'), 1));
-        insideRead = await tx.readCurrent('Patient', 'p1');
-        outsideRead = await store.readCurrent('Patient', 'p1');
-      });
-      expect(familyOf(insideRead)).to.equal('Alpha');
-      expect(outsideRead, 'uncommitted writes are invisible to store reads').to.equal(undefined);
-      expect(familyOf(await store.readCurrent('Patient', 'p1'))).to.equal('Alpha');
-    });
-  });
-
-  describe('history', () => {
-    it('is newest first, with a total, filtered by type, id and since', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('a', 'A1'), 1, '2024-01-01T00:00:00.000Z'));
-      await write(store, versionOf(patient('b', 'B1'), 1, '2024-01-02T00:00:00.000Z'));
-      await write(store, versionOf(observation('o', '1234-5'), 1, '2024-01-03T00:00:00.000Z'));
-      await write(store, versionOf(patient('a', 'A2'), 2, '2024-01-04T00:00:00.000Z'));
-
-      const label = (v: StoredVersion) => `${v.resourceType}/${v.id}/${v.versionId}`;
-
-      const all = await store.history({ count: 10, offset: 0 });
-      expect(all.total).to.equal(4);
-      expect(all.versions.map(label)).to.deep.equal(['Patient/a/2', 'Observation/o/1', 'Patient/b/1', 'Patient/a/1']);
-
-      const patients = await store.history({ resourceType: 'Patient', count: 10, offset: 0 });
-      expect(patients.total).to.equal(3);
-      expect(patients.versions.map(label)).to.deep.equal(['Patient/a/2', 'Patient/b/1', 'Patient/a/1']);
-
-      const one = await store.history({ resourceType: 'Patient', id: 'a', count: 10, offset: 0 });
-      expect(one.total).to.equal(2);
-      expect(one.versions.map((v) => familyOf(v))).to.deep.equal(['A2', 'A1']);
-
-      // http.html#history: _since includes versions at exactly that instant.
-      const since = await store.history({ since: Date.parse('2024-01-02T00:00:00.000Z'), count: 10, offset: 0 });
-      expect(since.total).to.equal(3);
-      expect(since.versions.map(label)).to.deep.equal(['Patient/a/2', 'Observation/o/1', 'Patient/b/1']);
-
-      const page = await store.history({ count: 2, offset: 1 });
-      expect(page.total, 'total counts all versions, not the page').to.equal(4);
-      expect(page.versions.map(label)).to.deep.equal(['Observation/o/1', 'Patient/b/1']);
-    });
   });
 
   describe('transactions (group commit, one SAVEPOINT each)', () => {
@@ -219,40 +102,6 @@ describe('SqliteStore (real SQLite file)', function () {
       await closeStore(store);
       await check(openStore(0));
     });
-
-    it('a conditional create (check, then write) by 20 concurrent transactions creates exactly one resource', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('other', 'Other', 'mrn-other'), 1));
-      const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => store.transaction(async (tx) => {
-        // FHIR R4 http.html#ccreate: If-None-Exist, evaluated inside the transaction.
-        const found = await tx.search(query('Patient', [['identifier', 'urn:test:mrn|mrn-42']]));
-        if (found.versions.length > 0) return `matched ${found.versions[0]!.id}`;
-        await tx.writeVersion(versionOf(patient(`p${i}`, 'Racer', 'mrn-42'), 1));
-        return 'created';
-      })));
-      expect(outcomes.filter((o) => o === 'created')).to.have.length(1);
-      const created = `p${outcomes.indexOf('created')}`;
-      expect(outcomes.filter((o) => o === `matched ${created}`)).to.have.length(19);
-
-      const page = await store.search(query('Patient', [['identifier', 'urn:test:mrn|mrn-42']]));
-      expect(page.total).to.equal(1);
-      expect(ids(page.versions)).to.deep.equal([created]);
-    });
-
-    it('keeps nothing of a transaction that fails after awaiting something else, and the writer stays usable', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('a', 'Before'), 1));
-      const outcome = await store.transaction(async (tx) => {
-        await tx.writeVersion(versionOf(patient('a', 'After'), 2));
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        JSON.parse('{');
-      }).then(() => 'resolved', (error: unknown) => error);
-      expect(outcome).to.be.instanceOf(SyntaxError);
-      expect(familyOf(await store.readCurrent('Patient', 'a'))).to.equal('Before');
-      // The writer is usable afterwards.
-      await write(store, versionOf(patient('a', 'Later'), 2));
-      expect(familyOf(await store.readCurrent('Patient', 'a'))).to.equal('Later');
-    });
   });
 
   describe('durability', () => {
@@ -296,88 +145,7 @@ describe('SqliteStore (real SQLite file)', function () {
     });
   });
 
-  describe('search index rows', () => {
-    it('are replaced on update: the old value no longer matches, the new one does', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('p1', 'Oldfamily', 'mrn-1'), 1));
-      await write(store, versionOf(patient('p2', 'Bystander', 'mrn-2'), 1));
-      expect(ids((await store.search(query('Patient', [['family', 'Oldfamily']]))).versions)).to.deep.equal(['p1']);
-
-      await write(store, versionOf(patient('p1', 'Newfamily', 'mrn-1b'), 2));
-      const byOld = await store.search(query('Patient', [['family', 'Oldfamily']]));
-      expect(byOld.total).to.equal(0);
-      expect(byOld.versions).to.deep.equal([]);
-      expect((await store.search(query('Patient', [['identifier', 'urn:test:mrn|mrn-1']]))).total).to.equal(0);
-
-      const byNew = await store.search(query('Patient', [['family', 'Newfamily']]));
-      expect(byNew.total).to.equal(1);
-      expect(byNew.versions[0]).to.include({ id: 'p1', versionId: 2 });
-      expect(familyOf(byNew.versions[0])).to.equal('Newfamily');
-      expect(ids((await store.search(query('Patient', [['identifier', 'urn:test:mrn|mrn-1b']]))).versions)).to.deep.equal(['p1']);
-
-      // Another resource's rows are untouched, and an unchanged value still matches once.
-      expect(ids((await store.search(query('Patient', [['family', 'Bystander']]))).versions)).to.deep.equal(['p2']);
-      expect((await store.search(query('Patient', [['birthdate', '1970']]))).total).to.equal(2);
-    });
-
-    it('a delete version: readCurrent shows it deleted and search no longer finds it', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('p1', 'Gone'), 1), versionOf(patient('p2', 'Gone'), 1));
-      await write(store, deletionOf('Patient', 'p1', 2, '2024-06-01T00:00:00.000Z'));
-
-      expect(await store.readCurrent('Patient', 'p1')).to.deep.equal({
-        resourceType: 'Patient', id: 'p1', versionId: 2, lastUpdated: '2024-06-01T00:00:00.000Z', deleted: true, json: null,
-      });
-      expect(familyOf(await store.readVersion('Patient', 'p1', 1)), 'old versions stay readable').to.equal('Gone');
-      expect(ids((await store.search(query('Patient', [['family', 'Gone']]))).versions)).to.deep.equal(['p2']);
-      expect((await store.search(query('Patient', [['_id', 'p1']]))).total).to.equal(0);
-      expect((await store.search(query('Patient', [['gender:missing', 'true']]))).total, 'a deleted resource is not found by :missing either').to.equal(1);
-
-      const history = await store.history({ resourceType: 'Patient', id: 'p1', count: 10, offset: 0 });
-      expect(history.versions.map((v) => [v.versionId, v.deleted, v.json === null])).to.deep.equal([[2, true, true], [1, false, false]]);
-
-      // Re-creating after a delete indexes it again.
-      await write(store, versionOf(patient('p1', 'Back'), 3));
-      expect(ids((await store.search(query('Patient', [['family', 'Back']]))).versions)).to.deep.equal(['p1']);
-    });
-  });
-
-  describe('system-level search', () => {
-    it('matches the common parameters across types', async () => {
-      const store = openStore();
-      await write(store, versionOf(patient('p1', 'Lee'), 1), versionOf(patient('p2', 'Kim'), 1), versionOf(observation('o1', '1234-5'), 1));
-      const page = await store.search(query(null, [['_id', 'p1,o1']]));
-      expect(page.total).to.equal(2);
-      expect(page.versions.map((v) => `${v.resourceType}/${v.id}`).sort()).to.deep.equal(['Observation/o1', 'Patient/p1']);
-    });
-  });
-
   describe('paging', () => {
-    it('pages with _count/_offset, and the largest offset the parser accepts is an empty page, not an error', async () => {
-      const store = openStore();
-      await write(store, ...Array.from({ length: 5 }, (_, i) => versionOf(patient(`p${i}`, 'Page'), 1)));
-      const page = await store.search(query('Patient', [['family', 'Page'], ['_count', '2'], ['_offset', '2']]));
-      expect(page.total).to.equal(5);
-      expect(page.versions.map((v) => v.id)).to.deep.equal(['p2', 'p3'], 'insertion order without _sort');
-      const far = await store.search(query('Patient', [['_offset', String(Number.MAX_SAFE_INTEGER)]]));
-      expect(far.versions).to.deep.equal([]);
-      expect(far.total).to.equal(5);
-    });
-
-    it('later pages come from the first page\'s list, each resource as it was then', async () => {
-      const store = openStore();
-      await write(store, ...Array.from({ length: 5 }, (_, i) => versionOf(patient(`s${i}`, 'Snap'), 1)));
-      const first = await store.search(query('Patient', [['family', 'Snap'], ['_count', '2']]));
-      expect(first.hasMore).to.equal(true);
-      await write(store, versionOf(patient('s3', 'Other'), 2), deletionOf('Patient', 's4', 2), versionOf(patient('s9', 'Snap'), 1));
-      const later = await store.search(query('Patient', [['family', 'Snap'], ['_count', '2'], ['_offset', '2'], ['_snapshot', first.snapshot]]));
-      expect(later.versions.map((v) => [v.id, v.versionId, familyOf(v)])).to.deep.equal([['s2', 1, 'Snap'], ['s3', 1, 'Snap']]);
-      const last = await store.search(query('Patient', [['family', 'Snap'], ['_count', '2'], ['_offset', '4'], ['_snapshot', first.snapshot]]));
-      expect(last.versions.map((v) => [v.id, v.versionId, v.deleted])).to.deep.equal([['s4', 1, false]]);
-      expect(last.hasMore).to.equal(false);
-      expect(last.total).to.equal(5);
-    });
-
     it('without the list (another process, or evicted), later pages still leave out what was created since', async () => {
       const writer = openStore();
       await write(writer, ...Array.from({ length: 4 }, (_, i) => versionOf(patient(`f${i}`, 'Fall'), 1)));
@@ -427,6 +195,16 @@ describe('SqliteStore (real SQLite file)', function () {
       releaseWork();
       await update;
       expect((await store.readCurrent('Patient', 'p1'))?.versionId, 'committed').to.equal(2);
+    });
+
+    it('readCurrentMany mixes cached and read versions, in order, and sees updates', async () => {
+      const store = openStore(100);
+      await write(store, versionOf(patient('p1', 'First'), 1), versionOf(patient('p2', 'First'), 1));
+      await store.readCurrent('Patient', 'p2'); // cached; p1 is not
+      const keys = [{ resourceType: 'Patient', id: 'p2' }, { resourceType: 'Patient', id: 'p1' }];
+      expect((await store.readCurrentMany(keys)).map((v) => `${v.id}/${v.versionId}`)).to.deep.equal(['p2/1', 'p1/1']);
+      await write(store, versionOf(patient('p1', 'Second'), 2), deletionOf('Patient', 'p2', 2));
+      expect((await store.readCurrentMany(keys)).map((v) => `${v.id}/${v.versionId}/${v.deleted}`)).to.deep.equal(['p2/2/true', 'p1/2/false']);
     });
 
     it('a rolled-back write never reaches the cache', async () => {

@@ -4,14 +4,18 @@
  * while writes continue"; FHIR R4 http.html#paging leaves how to the server).
  *
  * A paging token (`_snapshot`) names the store's position when the first page was served: the
- * last version written (`seq`) and the last resource created (`rid`). When the first page has a
- * next page, the rids of up to MAX_SNAPSHOT_RIDS matches are kept here, in result order, under
- * the token and the query; later pages take their slice of that list and show each resource as
+ * last version written (`seq`) and the last resource created (`rid`), and the query it was
+ * served for (a digest of what decides the matches and their order), as `seq-rid-digest`. When
+ * the first page has a next page, the rids of up to MAX_SNAPSHOT_RIDS matches are kept here, in
+ * result order, under the token; later pages take their slice of that list and show each resource as
  * it was at the token's `seq`. So a resource updated or deleted after the first page keeps its
  * place and its content, and nothing created later joins in. Beyond the list, or once a list
  * has been evicted (capacity, age, a restart), pages fall back to the live query limited to
  * resources that existed at the token: new resources still stay out, but updated ones may move.
  */
+import { createHash } from 'node:crypto';
+import type { SearchParameterDefinition } from '../../fhir/search-parameter-registry.js';
+import type { SearchQuery } from '../../fhir/search-query.js';
 
 /** How many matches of one search are kept (500 pages of 20). */
 export const MAX_SNAPSHOT_RIDS = 10_000;
@@ -29,17 +33,42 @@ export interface SnapshotPosition {
   rid: number;
 }
 
-export function snapshotToken(position: SnapshotPosition): string {
-  return `${position.seq}-${position.rid}`;
+/** What a paging token carries: a position and the digest of the query it was issued for. */
+export interface SnapshotToken extends SnapshotPosition {
+  queryDigest: string;
 }
 
-/** The position of a token from a paging link; undefined for anything else. */
-export function parseSnapshotToken(token: string): SnapshotPosition | undefined {
-  const match = /^(\d{1,15})-(\d{1,15})$/.exec(token);
-  return match ? { seq: Number(match[1]), rid: Number(match[2]) } : undefined;
+export function snapshotToken(token: SnapshotToken): string {
+  return `${token.seq}-${token.rid}-${token.queryDigest}`;
 }
 
-/** A bounded, time-limited LRU of result lists, keyed by token and query. */
+/** The parts of a token from a paging link; undefined for anything else. */
+export function parseSnapshotToken(token: string): SnapshotToken | undefined {
+  const match = /^(\d{1,15})-(\d{1,15})-([0-9a-f]{16})$/.exec(token);
+  return match ? { seq: Number(match[1]), rid: Number(match[2]), queryDigest: match[3]! } : undefined;
+}
+
+/**
+ * A digest of what decides a search's matches and their order: type(s), criteria, sort and
+ * compartments (the access policy's too: a token never crosses principals), not its page (`_count`, `_offset`), `_total` or `_summary`. Search parameter
+ * definitions count by their type and code. Not secret: a client that forges a digest only
+ * gets its own query's results.
+ */
+export function searchQueryDigest(query: SearchQuery): string {
+  const identity = {
+    resourceType: query.resourceType, types: query.types, criteria: query.criteria,
+    sort: query.sort, compartment: query.compartment, accessCompartment: query.accessCompartment,
+  };
+  const text = JSON.stringify(identity, (key, value: unknown) =>
+    (isSearchParameterDefinition(value) ? `${value.resourceType}.${value.code}` : value));
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+function isSearchParameterDefinition(value: unknown): value is SearchParameterDefinition {
+  return typeof value === 'object' && value !== null && 'code' in value && 'expression' in value && 'url' in value;
+}
+
+/** A bounded, time-limited LRU of result lists, keyed by token. */
 export class SearchSnapshots {
   private readonly entries = new Map<string, { snapshot: SearchSnapshot; expiresAt: number }>();
 

@@ -202,7 +202,7 @@ function columnCriterion(criterion: SearchCriterion, r: string): SqlFragment | u
   }
   if (code === '_lastUpdated') {
     const ors = criterion.values.map((v) => dateRangePredicate(v as RangeSearchValue, `${r}.last_updated`, `(${r}.last_updated + 1)`));
-    return { sql: `(${ors.map((o) => o.sql).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
+    return { sql: `(${balancedSql(ors.map((o) => o.sql), 'OR')})`, params: ors.flatMap((o) => o.params) };
   }
   return undefined;
 }
@@ -310,6 +310,7 @@ function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId
   if (criterion.missing !== undefined) {
     return { sql: criterion.missing ? `NOT ${exists('')}` : exists(''), params: pid.params };
   }
+  if (criterion.values.length > MAX_INLINE_OR_VALUES) return flatOrSql(scope, criterion, table, pid);
   const ors = criterion.values.map((v) => valuePredicate(criterion.param.type, criterion.modifier, v, i));
   const condition = ` AND (${ors.map((o) => o.sql).join(' OR ')})`;
   const params = [...pid.params, ...ors.flatMap((o) => o.params)];
@@ -318,6 +319,67 @@ function criterionSql(scope: CriterionScope, criterion: SearchCriterion, paramId
   if (criterion.modifier === 'not') return { sql: `NOT ${exists(condition)}`, params };
   if (mode === 'filter') return { sql: exists(condition), params };
   return { sql: `${scope.r}.rid IN (SELECT ${i}.rid FROM ${table} ${i} WHERE ${i}.pid ${pid.sql}${condition})`, params };
+}
+
+/**
+ * Up to this many OR values a criterion is written inline, `(v1 OR v2 OR …)`, which SQLite's
+ * OR optimization answers through the indexes. Beyond, the values go in as JSON (flatOrSql):
+ * `a OR b OR …` is a tree as deep as the list is long, and SQLite refuses trees deeper than
+ * 1000 (https://www.sqlite.org/limits.html#max_expr_depth), while one JSON parameter has
+ * neither that limit nor the bound-variable limit, and keeps one statement text per shape.
+ */
+export const MAX_INLINE_OR_VALUES = 32;
+
+/**
+ * A criterion with many OR values (search.html#combining: `code=a,b,c`): the values are grouped
+ * by the shape of their predicate (valuePredicate with the same SQL text), each group's
+ * parameters passed as one JSON array of rows, one row per value, and the index rows matched by
+ * a join with json_each: `json_each(?) j CROSS JOIN idx i ON i.code = j.value ->> 0 …`. CROSS JOIN
+ * walks the values and looks each up through the (pid, value) index, like the inline OR. A
+ * resource matches when some row of it matches some value, exactly as the inline form; `:not`
+ * is the complement. The subquery is not correlated, so SQLite builds it once per statement.
+ */
+function flatOrSql(scope: CriterionScope, criterion: SearchCriterion, table: string, pid: SqlFragment): SqlFragment {
+  const i = `i${scope.depth}`;
+  const j = `j${scope.depth}`;
+  const groups = new Map<string, unknown[][]>();
+  for (const value of criterion.values) {
+    const predicate = valuePredicate(criterion.param.type, criterion.modifier, value, i);
+    const rows = groups.get(predicate.sql) ?? [];
+    rows.push(predicate.params);
+    groups.set(predicate.sql, rows);
+  }
+  const selects: string[] = [];
+  const params: unknown[] = [];
+  for (const [sql, rows] of groups) {
+    selects.push(`SELECT ${i}.rid FROM json_each(?) ${j} CROSS JOIN ${table} ${i}
+      WHERE ${i}.pid ${pid.sql} AND ${withJsonParams(sql, j)}`);
+    params.push(JSON.stringify(rows), ...pid.params);
+  }
+  const matching = `${scope.r}.rid IN (${selects.join(' UNION ALL ')})`;
+  return { sql: criterion.modifier === 'not' ? `NOT ${matching}` : matching, params };
+}
+
+/**
+ * A predicate's `?` placeholders replaced by the columns of a json_each row (`j.value ->> k`
+ * is the k-th element of the row's array, with its SQL type: text, integer, real or NULL, as
+ * the bound parameter would have been). The predicates are built here and carry no literal `?`.
+ */
+function withJsonParams(sql: string, j: string): string {
+  let k = 0;
+  return sql.replace(/\?/g, () => `(${j}.value ->> ${k++})`);
+}
+
+/**
+ * Terms joined by AND (or OR) as a balanced tree, `((a AND b) AND (c AND d))`: its depth grows
+ * with the logarithm of the number of terms, where `a AND b AND c …` grows with their number
+ * and reaches SQLite's expression depth limit at 1000 (1000 repetitions of `code=`). The
+ * planner splits AND terms whatever the nesting, so plans do not change.
+ */
+export function balancedSql(terms: string[], operator: 'AND' | 'OR'): string {
+  if (terms.length <= 2) return terms.join(` ${operator} `);
+  const middle = terms.length >> 1;
+  return `(${balancedSql(terms.slice(0, middle), operator)}) ${operator} (${balancedSql(terms.slice(middle), operator)})`;
 }
 
 /**
@@ -402,7 +464,7 @@ export function searchWhereSql(query: SearchQuery, paramId: ParamIdSql, maxRid?:
     parts.push(c.sql);
     params.push(...c.params);
   }
-  return { sql: parts.join(' AND '), params };
+  return { sql: balancedSql(parts, 'AND'), params };
 }
 
 export function searchPageSql(query: SearchQuery, paramId: ParamIdSql, maxRid?: number): SqlFragment {

@@ -13,19 +13,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { FhirError } from '../../fhir/fhir-error.js';
 import type { SearchIndexEntry } from '../../fhir/search-index-entry.js';
 import type { SearchQuery } from '../../fhir/search-query.js';
 import { newVersionLeaf } from '../../ledger/version-leaf.js';
 import type {
   HistoryPage, HistoryQuery, LedgerAnchor, LedgerAnchorStatus, LedgerLeafRecord, LedgerLeafWithVersion, LedgerStore,
-  NewVersion, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction, SubtreeHash,
+  NewVersion, ResourceKey, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction, SubtreeHash,
 } from '../store.js';
 import { CurrentVersionCache } from '../current-version-cache.js';
 import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import { WalCheckpointer, WRITER_AUTOCHECKPOINT_PAGES } from './wal-checkpointer.js';
 import { searchCountSql, searchPageSql, searchRidsSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
 import {
-  MAX_SNAPSHOT_RIDS, parseSnapshotToken, SearchSnapshots, snapshotToken, type SnapshotPosition,
+  MAX_SNAPSHOT_RIDS, parseSnapshotToken, SearchSnapshots, searchQueryDigest, snapshotToken, type SnapshotPosition,
 } from './search-snapshots.js';
 
 type Db = Database.Database;
@@ -121,6 +122,35 @@ const READ_CURRENT_SQL = `
   FROM resources r JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id
   WHERE r.type = ? AND r.id = ?`;
 
+/**
+ * readCurrent for a batch of keys, given as one JSON array of [type, id] pairs: one bound
+ * parameter whatever the batch size, so no variable limit applies. DISTINCT: a key given twice
+ * is one row.
+ */
+const READ_CURRENT_MANY_SQL = `
+  SELECT r.type, r.id, r.version_id, r.last_updated, r.deleted, v.content
+  FROM (SELECT DISTINCT value ->> 0 AS type, value ->> 1 AS id FROM json_each(?)) k
+  CROSS JOIN resources r ON r.type = k.type AND r.id = k.id
+  JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id`;
+
+/** Keys per readCurrentMany query: bounds the work (and the JSON text) of one statement. */
+const READ_MANY_BATCH = 500;
+
+/** Versions in the order of the keys that name them, each once. */
+function inKeyOrder(keys: ResourceKey[], versions: StoredVersion[]): StoredVersion[] {
+  const byKey = new Map(versions.map((v) => [`${v.resourceType}/${v.id}`, v]));
+  const ordered: StoredVersion[] = [];
+  for (const key of keys) {
+    const name = `${key.resourceType}/${key.id}`;
+    const version = byKey.get(name);
+    if (version) {
+      ordered.push(version);
+      byKey.delete(name);
+    }
+  }
+  return ordered;
+}
+
 const READ_VERSION_SQL = `
   SELECT r.type, r.id, v.version_id, v.last_updated, v.deleted, v.content
   FROM resources r JOIN versions v ON v.rid = r.rid
@@ -150,6 +180,21 @@ class SqliteReader implements StoreReader {
     return row ? toStoredVersion(row) : undefined;
   }
 
+  async readCurrentMany(keys: ResourceKey[]): Promise<StoredVersion[]> {
+    return inKeyOrder(keys, this.readCurrentManySync(keys));
+  }
+
+  /** The current versions of the keys, in no particular order: one query per READ_MANY_BATCH keys. */
+  readCurrentManySync(keys: ResourceKey[]): StoredVersion[] {
+    const found: StoredVersion[] = [];
+    for (let start = 0; start < keys.length; start += READ_MANY_BATCH) {
+      const batch = keys.slice(start, start + READ_MANY_BATCH).map((k) => [k.resourceType, k.id]);
+      const rows = this.statements.get(READ_CURRENT_MANY_SQL).all(JSON.stringify(batch)) as Row[];
+      for (const row of rows) found.push(toStoredVersion(row));
+    }
+    return found;
+  }
+
   async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
     const row = this.statements.get(READ_VERSION_SQL).get(resourceType, id, versionId) as Row | undefined;
     return row ? toStoredVersion(row) : undefined;
@@ -161,10 +206,10 @@ class SqliteReader implements StoreReader {
    * kept, and later pages are cut from them, each resource as it was at the snapshot.
    */
   async search(query: SearchQuery): Promise<SearchPage> {
-    const position = query.snapshot === undefined ? this.currentPosition() : parseSnapshotToken(query.snapshot);
-    if (!position) throw new Error('search: malformed paging snapshot token');
-    const token = snapshotToken(position);
-    const listKey = this.snapshots ? `${token}|${this.ridListKey(query, position.rid)}` : undefined;
+    const queryDigest = searchQueryDigest(query);
+    const position = query.snapshot === undefined ? this.currentPosition() : this.checkedSnapshot(query.snapshot, queryDigest);
+    const token = snapshotToken({ ...position, queryDigest });
+    const listKey = this.snapshots ? token : undefined;
     const kept = query.snapshot !== undefined && listKey ? this.snapshots!.get(listKey) : undefined;
 
     let versions: StoredVersion[] = [];
@@ -208,10 +253,23 @@ class SqliteReader implements StoreReader {
     return { seq: row.seq, rid: row.rid };
   }
 
-  /** What identifies a search's result list: its matching and order, not its page. */
-  private ridListKey(query: SearchQuery, maxRid: number): string {
-    const list = searchRidsSql(query, this.paramIdSql, maxRid, 0);
-    return JSON.stringify([list.sql, list.params]);
+  /**
+   * The position of a paging token this store issued for this query (store.ts SearchPage.snapshot);
+   * a 400 for anything else. A position beyond the store's own cannot come from a paging link.
+   * The messages name no data: only what is wrong with the token.
+   */
+  private checkedSnapshot(text: string, queryDigest: string): SnapshotPosition {
+    const token = parseSnapshotToken(text);
+    const rerun = 'run the search again without _snapshot';
+    if (!token) throw FhirError.badRequest(`_snapshot is not a paging token of this server: ${rerun}`, 'value');
+    if (token.queryDigest !== queryDigest) {
+      throw FhirError.badRequest(`_snapshot belongs to another search (the type, criteria, _sort or compartment differ): ${rerun}`, 'value');
+    }
+    const now = this.currentPosition();
+    if (token.seq > now.seq || token.rid > now.rid) {
+      throw FhirError.badRequest(`_snapshot is not a paging token of this server: ${rerun}`, 'value');
+    }
+    return { seq: token.seq, rid: token.rid };
   }
 
   /** A resource as it was when the store's last version was `seq`. */
@@ -316,6 +374,20 @@ export class SqliteStore implements Store {
     const version = this.readOnly.readCurrentSync(resourceType, id);
     if (version) this.cache.set(version);
     return version;
+  }
+
+  /** Cached versions first; the others in batched queries on the reader, then cached too. */
+  async readCurrentMany(keys: ResourceKey[]): Promise<StoredVersion[]> {
+    const cached: StoredVersion[] = [];
+    const missing: ResourceKey[] = [];
+    for (const key of keys) {
+      const version = this.cache.get(key.resourceType, key.id);
+      if (version) cached.push(version);
+      else missing.push(key);
+    }
+    const read = missing.length > 0 ? this.readOnly.readCurrentManySync(missing) : [];
+    for (const version of read) this.cache.set(version);
+    return inKeyOrder(keys, [...cached, ...read]);
   }
 
   readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
@@ -432,8 +504,7 @@ export class SqliteStore implements Store {
       .run(rid, version.versionId, lastUpdated, deleted, version.json);
     // The version's ledger leaf, in the same transaction: no version without its leaf, no
     // leaf without its version (DESIGN.md "The spine").
-    const leaf = version.leaf ?? newVersionLeaf(version);
-    s.get(INSERT_LEAF_SQL).run(rid, version.versionId, leaf.salt, leaf.leafHash);
+    s.get(INSERT_LEAF_SQL).run(rid, version.versionId, version.leaf.salt, version.leaf.leafHash);
     for (const entry of version.indexEntries) this.insertIndexEntry(rid, version.resourceType, entry);
     this.batchWrites.push({
       resourceType: version.resourceType, id: version.id, versionId: version.versionId,

@@ -5,10 +5,12 @@ import { expect } from 'chai';
 import { parseSnapshotToken, SearchSnapshots, snapshotToken } from '../../../src/store/sqlite/search-snapshots.js';
 
 describe('search snapshots', () => {
-  it('a token carries the store position and reads back; anything else is no token', () => {
-    expect(snapshotToken({ seq: 1234, rid: 56 })).to.equal('1234-56');
-    expect(parseSnapshotToken('1234-56')).to.deep.equal({ seq: 1234, rid: 56 });
-    for (const bad of ['', '12', '12-', '-12', '1-2-3', 'a-1', '1234567890123456-1']) {
+  it('a token carries the store position and the query digest and reads back; anything else is no token', () => {
+    const digest = '0123456789abcdef';
+    expect(snapshotToken({ seq: 1234, rid: 56, queryDigest: digest })).to.equal(`1234-56-${digest}`);
+    expect(parseSnapshotToken(`1234-56-${digest}`)).to.deep.equal({ seq: 1234, rid: 56, queryDigest: digest });
+    for (const bad of ['', '12', '12-', '-12', '1234-56', `-1-2-${digest}`, `1-2-${digest}0`, `1-2-${digest.toUpperCase()}`,
+      `a-1-${digest}`, `1234567890123456-1-${digest}`, `1-2-${digest.slice(1)}é`]) {
       expect(parseSnapshotToken(bad), bad).to.equal(undefined);
     }
   });

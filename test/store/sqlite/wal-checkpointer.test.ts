@@ -9,6 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store.js';
+import { newVersionLeaf } from '../../../src/ledger/version-leaf.js';
 import { WalCheckpointer } from '../../../src/store/sqlite/wal-checkpointer.js';
 import type { NewVersion } from '../../../src/store/store.js';
 
@@ -17,7 +18,7 @@ function patientVersion(): NewVersion {
   const id = `p${written++}`;
   const lastUpdated = new Date().toISOString();
   const json = JSON.stringify({ resourceType: 'Patient', id, meta: { versionId: '1', lastUpdated }, text: { status: 'generated', div: 'x'.repeat(2000) } });
-  return { resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [] };
+  return { resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [], leaf: newVersionLeaf({ resourceType: 'Patient', id, versionId: 1, lastUpdated, json }) };
 }
 
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
