@@ -48,7 +48,7 @@ if (layer === 'http') {
   } as unknown as ResourceService;
   app = createApp({
     logger, resources: readOnlyService, search: {} as SearchService, bundles: {} as BundleService, capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }),
-    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined, deid: {} as DeidService,
+    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64, maxFormBodyBytes: 1 << 16, maxElementRepetitions: 1000 }, publicBaseUrl: undefined, deid: {} as DeidService,
   });
 } else if (layer === 'router') {
   app = new Koa();

@@ -14,6 +14,7 @@ import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
 import { setUpDeidentification } from './deid/deid-setup.js';
+import { answerConnectRequests } from './http/connect-requests.js';
 import { createApp } from './http/app.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
@@ -127,6 +128,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
   const resources = new ResourceService(store, validator, registry, extractor, deidentification.deid, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
+    searchLimits: {
+      maxSortKeys: config.searchMaxSortKeys, maxOrValues: config.searchMaxOrValues,
+      maxAndRepetitions: config.searchMaxAndRepetitions, maxParameters: config.searchMaxParameters,
+    },
   });
   const search = new SearchService(resources, registry, extractor, validator.summaries);
   const bundles = new BundleService(resources, search);
@@ -149,12 +154,16 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
   const app = createApp({
     logger, resources, search, bundles, capabilityStatement,
-    limits: { maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth },
+    limits: {
+      maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth,
+      maxFormBodyBytes: config.maxFormBodyBytes, maxElementRepetitions: config.maxElementRepetitions,
+    },
     publicBaseUrl: config.publicBaseUrl,
     ledger: ledger.verifier,
     deid,
   });
   const server = app.listen(config.port, config.host);
+  answerConnectRequests(server, app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -19,6 +19,7 @@ import { resourceHandlers } from './handlers/resource-handlers.js';
 import { contentNegotiation } from './middleware/content-negotiation.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { requestLogger } from './middleware/request-logger.js';
+import { unsupportedMethods } from './middleware/unsupported-methods.js';
 import { fhirBaseUrl, preferences, sendJson } from './fhir-response.js';
 import { readResourceBody, type BodyLimits } from './request-body.js';
 
@@ -124,6 +125,7 @@ export function createApp(deps: AppDependencies): Koa {
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger, (segment) => deps.resources.isKnownType(segment)));
   app.use(errorHandler);
+  app.use(unsupportedMethods);
   app.use(contentNegotiation);
   app.use(router.routes());
   app.use(router.allowedMethods({

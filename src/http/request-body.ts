@@ -1,14 +1,22 @@
 /**
- * Reads and parses request bodies: size limit (413), media type (415), JSON syntax (400) and
- * nesting depth (400) are all checked before anything reaches the service layer.
+ * Reads and parses request bodies: size limit (413), media type (415), JSON syntax (400),
+ * nesting depth (400), repetitions per element (413) and numbers out of range (422) are all
+ * checked before anything reaches the service layer, so no body costs validation,
+ * de-identification or a vault write before it is known to be within the limits.
  */
 import type { Context } from 'koa';
 import { FhirError } from '../fhir/fhir-error.js';
+import { checkJsonValueLimits } from '../fhir/json-value-limits.js';
 import { isResourceObject, type Resource } from '../fhir/resource.js';
 
 export interface BodyLimits {
+  /** JSON bodies (resources, bundles, patches): larger → 413, refused while streaming. */
   maxBodyBytes: number;
   maxJsonDepth: number;
+  /** `POST _search` form bodies: larger → 413 (a search needs a few hundred bytes, not megabytes). */
+  maxFormBodyBytes: number;
+  /** Items of any one JSON array (an element's repetitions), except a root Bundle's `entry`: more → 413. */
+  maxElementRepetitions: number;
 }
 
 const JSON_MEDIA_TYPES = new Set(['application/fhir+json', 'application/json', 'application/json+fhir']);
@@ -63,12 +71,16 @@ export function parseJsonText(text: string, limits: BodyLimits): unknown {
   if (jsonDepthExceeds(text, limits.maxJsonDepth)) {
     throw FhirError.badRequest(`JSON nesting deeper than ${limits.maxJsonDepth} levels`, 'structure');
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw FhirError.badRequest(malformedJsonMessage(text, (error as Error).message), 'structure');
   }
+  checkJsonValueLimits(value, limits);
+  return value;
 }
+
 
 /**
  * Says where a JSON text is malformed without quoting it: V8's SyntaxError messages may carry an
@@ -115,7 +127,7 @@ export async function readJsonPatchBody(ctx: Context, limits: BodyLimits): Promi
 /** `POST Type/_search` bodies: application/x-www-form-urlencoded (FHIR R4 http.html#search). */
 export async function readFormBody(ctx: Context, limits: BodyLimits): Promise<[string, string][]> {
   const type = mediaType(ctx);
-  const text = await readRawBody(ctx, limits.maxBodyBytes);
+  const text = await readRawBody(ctx, limits.maxFormBodyBytes);
   if (text === '') return [];
   if (type !== 'application/x-www-form-urlencoded') {
     throw new FhirError(415, { severity: 'error', code: 'not-supported', diagnostics: 'POST _search takes application/x-www-form-urlencoded' });

@@ -7,10 +7,11 @@ import { randomUUID } from 'node:crypto';
 import fastJsonPatch from 'fast-json-patch';
 import type { Deidentification } from '../deid/deidentification.js';
 import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
-import { isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
+import { isResourceObject, isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
 import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
+import type { SearchLimits } from '../fhir/search-limits.js';
 import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';
 import type { ResourceValidator } from '../fhir/validator.js';
 import { newVersionLeaf } from '../ledger/version-leaf.js';
@@ -19,6 +20,8 @@ import type { HistoryPage, Store, StoredVersion, StoreReader, StoreTransaction }
 export interface ResourceServiceOptions {
   defaultPageSize: number;
   maxPageSize: number;
+  /** `_sort` keys, OR values, AND repetitions and parameters per search; default DEFAULT_SEARCH_LIMITS. */
+  searchLimits?: SearchLimits;
 }
 
 /** The result of a write interaction, for the http layer and for bundle entry responses. */
@@ -279,8 +282,10 @@ export class ResourceService {
       const index = (error as { index?: number }).index;
       throw FhirError.badRequest(`JSON Patch could not be applied (${name}${index === undefined ? '' : ` at operation ${index}`})`);
     }
-    if (patched.resourceType !== current.resourceType || patched.id !== current.id) {
-      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id' }]);
+    // A patch of the root (`remove ""`, `replace ""` with a non-resource, `move`/`copy` to "")
+    // leaves no resource, or another one: 422 like any change of resourceType or id.
+    if (!isResourceObject(patched) || patched.resourceType !== current.resourceType || patched.id !== current.id) {
+      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch must leave a resource of the same resourceType and id' }]);
     }
     const prepared = await this.prepareResource(patched, { id: current.id });
     const version = await this.commitVersion(t, current.resourceType, current.id, prepared, current);
@@ -382,6 +387,7 @@ export class ResourceService {
       maxCount: this.options.maxPageSize,
       strict: options.strict,
       baseUrl: options.baseUrl,
+      ...(this.options.searchLimits ? { limits: this.options.searchLimits } : {}),
     });
   }
 
@@ -433,6 +439,7 @@ export class ResourceService {
     if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
     const parsed = parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, entries), this.registry, {
       defaultCount: limit, maxCount: limit, strict: true,
+      ...(this.options.searchLimits ? { limits: this.options.searchLimits } : {}),
     });
     parsed.query.count = limit;
     parsed.query.offset = 0;

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { FhirError } from '../../src/fhir/fhir-error.js';
 import { jsonDepthExceeds, parseJsonText, type BodyLimits } from '../../src/http/request-body.js';
 
-const LIMITS: BodyLimits = { maxBodyBytes: 1_000_000, maxJsonDepth: 4 };
+const LIMITS: BodyLimits = { maxBodyBytes: 1_000_000, maxJsonDepth: 4, maxFormBodyBytes: 1_000, maxElementRepetitions: 5 };
 
 function nested(depth: number): string {
   return '['.repeat(depth) + ']'.repeat(depth);
