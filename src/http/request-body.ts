@@ -25,22 +25,49 @@ function mediaType(ctx: Context): string {
   return ctx.get('Content-Type').split(';')[0]!.trim().toLowerCase();
 }
 
-/** Reads the raw body, refusing more than `maxBytes` (413) without buffering the excess. */
-export async function readRawBody(ctx: Context, maxBytes: number): Promise<string> {
-  const declared = Number(ctx.get('Content-Length') || 0);
+/**
+ * Reads the raw body, refusing more than `maxBytes` (413) without buffering the excess: a
+ * declared Content-Length over the limit is refused before reading, a chunked body as soon as it
+ * passes the limit. The rest of the body is then read and dropped, not the connection reset, so
+ * that the client, still sending, receives the 413 (a reset can discard it in flight).
+ */
+export function readRawBody(ctx: Context, maxBytes: number): Promise<string> {
   const tooLarge = () => new FhirError(413, { severity: 'error', code: 'too-long', diagnostics: `Request body exceeds ${maxBytes} bytes` });
-  if (declared > maxBytes) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      ctx.req.resume();
-      throw tooLarge();
-    }
-    chunks.push(chunk as Buffer);
+  if (Number(ctx.get('Content-Length') || 0) > maxBytes) {
+    ctx.req.resume();
+    return Promise.reject(tooLarge());
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const request = ctx.req;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stopReading = () => {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        stopReading();
+        request.resume(); // flowing with no listener: the rest is dropped as it arrives
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stopReading();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (error: Error) => {
+      stopReading();
+      reject(error);
+    };
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+  });
 }
 
 /**

@@ -89,6 +89,14 @@ describe('request-body', () => {
       expect(error.issues[0]!.diagnostics).to.contain('deeper than 4');
     });
 
+    it('walks the parsed value: too many repetitions → 413, a number out of range → 422', () => {
+      const tooMany = (() => { try { parseJsonText('{"resourceType":"Patient","identifier":[1,2,3,4,5,6]}', LIMITS); } catch (e) { return e as FhirError; } return undefined; })();
+      expect(tooMany?.status).to.equal(413);
+      const infinite = (() => { try { parseJsonText('{"resourceType":"Patient","x":1e400}', LIMITS); } catch (e) { return e as FhirError; } return undefined; })();
+      expect(infinite?.status).to.equal(422);
+      expect(infinite?.issues[0]!.expression).to.deep.equal(['Patient.x']);
+    });
+
     it('accepts a document exactly at the depth limit', () => {
       expect(parseJsonText(`{"a":${nested(3)}}`, LIMITS)).to.deep.equal({ a: [[[]]] });
     });
