@@ -21,7 +21,7 @@ function fhirPath(segments: readonly (string | number)[]): string {
   let path = '';
   for (const segment of segments) {
     if (typeof segment === 'number') path += `[${segment}]`;
-    else path += path === '' ? segment : `.${segment}`;
+    else path += path === '' ? locationSegment(segment) : `.${locationSegment(segment)}`;
   }
   return path;
 }
@@ -40,7 +40,7 @@ function fhirPath(segments: readonly (string | number)[]): string {
 export function checkJsonValueLimits(root: unknown, limits: JsonValueLimits): void {
   const segments: (string | number)[] = [];
   const rootType = isResourceObject(root) ? root.resourceType : undefined;
-  if (rootType !== undefined) segments.push(locationSegment(rootType));
+  if (rootType !== undefined) segments.push(rootType);
   const walk = (node: unknown, exempt: boolean): void => {
     if (typeof node === 'number') {
       if (!Number.isFinite(node)) {
@@ -60,15 +60,21 @@ export function checkJsonValueLimits(root: unknown, limits: JsonValueLimits): vo
         });
       }
       for (let i = 0; i < node.length; i++) {
+        const child: unknown = node[i];
+        if (typeof child !== 'object' && typeof child !== 'number') continue;
         segments.push(i);
-        walk(node[i], false);
+        walk(child, false);
         segments.pop();
       }
       return;
     }
-    for (const key of Object.keys(node)) {
-      segments.push(locationSegment(key));
-      walk((node as Record<string, unknown>)[key], node === root && rootType === 'Bundle' && key === 'entry');
+    // Keys go into the path as they are; only a location that is reported is made safe to quote.
+    const exemptEntry = node === root && rootType === 'Bundle';
+    for (const key in node) {
+      const child = (node as Record<string, unknown>)[key];
+      if (typeof child !== 'object' && typeof child !== 'number') continue;
+      segments.push(key);
+      walk(child, exemptEntry && key === 'entry');
       segments.pop();
     }
   };
