@@ -53,7 +53,8 @@ if (layer === 'http') {
     capabilityStatement: () => ({ resourceType: 'CapabilityStatement' }), processBundle: async () => ({ resourceType: 'Bundle' }),
   });
   app = createApp({
-    logger, executor, isKnownType: () => true, limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64 }, publicBaseUrl: undefined,
+    logger, executor, isKnownType: () => true, publicBaseUrl: undefined,
+    limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64, maxFormBodyBytes: 1 << 16, maxElementRepetitions: 1000 },
   });
 } else if (layer === 'router') {
   app = new Koa();

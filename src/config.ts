@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_SEARCH_LIMITS } from './fhir/search-limits.js';
 
 /**
  * embedded: an anvil node started by the server (state in DATA_DIR), the default;
@@ -28,6 +29,18 @@ export interface Config {
   maxJsonDepth: number;
   /** Entries per batch or transaction Bundle (MAX_BUNDLE_ENTRIES); more → 413. */
   maxBundleEntries: number;
+  /** MAX_FORM_BODY_BYTES: largest `POST _search` form body (413 above it). */
+  maxFormBodyBytes: number;
+  /** MAX_ELEMENT_REPETITIONS: most items of any one array in a JSON body (413 above it; Bundle.entry excepted). */
+  maxElementRepetitions: number;
+  /** SEARCH_MAX_SORT_KEYS: most `_sort` keys (400 above it). */
+  searchMaxSortKeys: number;
+  /** SEARCH_MAX_OR_VALUES: most comma-separated values of one search parameter (400 above it). */
+  searchMaxOrValues: number;
+  /** SEARCH_MAX_AND_REPETITIONS: most repetitions of one search parameter name (400 above it). */
+  searchMaxAndRepetitions: number;
+  /** SEARCH_MAX_PARAMETERS: most name=value pairs in one search, URL and form body together (400 above it). */
+  searchMaxParameters: number;
   /** Default and maximum page size of searches and history. */
   defaultPageSize: number;
   maxPageSize: number;
@@ -134,6 +147,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxBodyBytes: intFromEnv(env, 'MAX_BODY_BYTES', 16 * 1024 * 1024, 1024),
     maxJsonDepth: intFromEnv(env, 'MAX_JSON_DEPTH', 64, 8),
     maxBundleEntries: intFromEnv(env, 'MAX_BUNDLE_ENTRIES', 1000, 1),
+    maxFormBodyBytes: intFromEnv(env, 'MAX_FORM_BODY_BYTES', 64 * 1024, 1024),
+    maxElementRepetitions: intFromEnv(env, 'MAX_ELEMENT_REPETITIONS', 1000, 1),
+    searchMaxSortKeys: intFromEnv(env, 'SEARCH_MAX_SORT_KEYS', DEFAULT_SEARCH_LIMITS.maxSortKeys, 1),
+    searchMaxOrValues: intFromEnv(env, 'SEARCH_MAX_OR_VALUES', DEFAULT_SEARCH_LIMITS.maxOrValues, 1),
+    searchMaxAndRepetitions: intFromEnv(env, 'SEARCH_MAX_AND_REPETITIONS', DEFAULT_SEARCH_LIMITS.maxAndRepetitions, 1),
+    searchMaxParameters: intFromEnv(env, 'SEARCH_MAX_PARAMETERS', DEFAULT_SEARCH_LIMITS.maxParameters, 1),
     defaultPageSize: intFromEnv(env, 'DEFAULT_PAGE_SIZE', 20, 1),
     maxPageSize: intFromEnv(env, 'MAX_PAGE_SIZE', 1000, 1),
     sqliteSynchronous: sync,

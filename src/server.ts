@@ -14,6 +14,7 @@ import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
 import { setUpDeidentification } from './deid/deid-setup.js';
+import { answerConnectRequests } from './http/connect-requests.js';
 import { createApp } from './http/app.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
@@ -136,6 +137,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
   const resources = new ResourceService(store, validator, registry, extractor, deidentification.deid, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
+    searchLimits: {
+      maxSortKeys: config.searchMaxSortKeys, maxOrValues: config.searchMaxOrValues,
+      maxAndRepetitions: config.searchMaxAndRepetitions, maxParameters: config.searchMaxParameters,
+    },
   });
   const search = new SearchService(resources, registry, extractor, validator.summaries);
   const deid = new DeidService(resources, BearerTokenVerifier.fromOptions({ jwtSecret: config.authJwtSecret, jwksFile: config.authJwksFile }));
@@ -169,10 +174,14 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const app = createApp({
     logger, executor,
     isKnownType: (segment) => resources.isKnownType(segment),
-    limits: { maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth },
+    limits: {
+      maxBodyBytes: config.maxBodyBytes, maxJsonDepth: config.maxJsonDepth,
+      maxFormBodyBytes: config.maxFormBodyBytes, maxElementRepetitions: config.maxElementRepetitions,
+    },
     publicBaseUrl: config.publicBaseUrl,
   });
   const server = app.listen(config.port, config.host);
+  answerConnectRequests(server, app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -10,6 +10,7 @@ import { FhirError } from './fhir-error.js';
 import { isValidResourceId } from './resource.js';
 import type { SearchParamType } from './search-index-entry.js';
 import { decimalRange, foldSearchString, parseDateRange, parseReference } from './search-index-extraction.js';
+import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from './search-limits.js';
 import {
   COMMON_PARAMETER_CODES, type SearchParameterDefinition, type SearchParameterRegistry,
 } from './search-parameter-registry.js';
@@ -27,6 +28,8 @@ export interface SearchParseOptions {
   baseUrl?: string;
   /** Code system hierarchies for token `:below`/`:above`; default: the shipped HL7 code systems. */
   codeSystems?: CodeSystemHierarchies;
+  /** How much one search may ask for (fhir/search-limits.ts); default DEFAULT_SEARCH_LIMITS. */
+  limits?: SearchLimits;
 }
 
 export interface ParsedSearch {
@@ -89,6 +92,11 @@ export function splitEscaped(text: string, separator: ',' | '|' | '$'): string[]
 
 export function unescapeSearchValue(text: string): string {
   return text.replace(/\\([,|$\\])/g, '$1');
+}
+
+/** A search over one of the limits of fhir/search-limits.ts. */
+function tooCostly(diagnostics: string): FhirError {
+  return FhirError.badRequest(diagnostics, 'too-costly');
 }
 
 function badValue(name: string, value: string, expected: string): FhirError {
@@ -258,9 +266,14 @@ function parseCount(text: string, options: SearchParseOptions): number {
 }
 
 function parseSort(resourceType: string | null, text: string, registry: SearchParameterRegistry,
-  ignored: IgnoredSearchParameter[]): SearchSortKey[] {
+  ignored: IgnoredSearchParameter[], limits: SearchLimits): SearchSortKey[] {
   const keys: SearchSortKey[] = [];
-  for (const item of text.split(',')) {
+  const items = text.split(',');
+  // Each key is a join and an ORDER BY term: 200 of them held a reader for 40 s.
+  if (items.length > limits.maxSortKeys) {
+    throw tooCostly(`_sort has ${items.length} keys; this server sorts by at most ${limits.maxSortKeys}`);
+  }
+  for (const item of items) {
     const descending = item.startsWith('-');
     const code = descending ? item.slice(1) : item;
     const param = lookupParameter(registry, resourceType, code);
@@ -285,6 +298,7 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
   };
   const result: SearchResultOptions = { include: [], revinclude: [], summary: 'false', elements: undefined };
   const all = [...entries];
+  assertWithinLimits(all, options.limits ?? DEFAULT_SEARCH_LIMITS);
   // `_type` first: it decides which parameters a system search may use, wherever it stands.
   for (const [name, value] of all) {
     if (name !== '_type') continue;
@@ -306,6 +320,26 @@ export function parseSearchQuery(resourceType: string | null, entries: Iterable<
   // A page of no entries (`_count=0`) has nothing to tell but how many there are.
   if (query.count === 0 && query.total === 'none') query.total = 'accurate';
   return { query, result, ignored };
+}
+
+/**
+ * The limits that need only the names: the number of parameters, and the repetitions (AND) of
+ * each criterion's name. Result parameters (`_include`, `_sort`…) count towards the first only.
+ * Checked before any value is parsed, so an over-long query costs one pass over its names.
+ */
+function assertWithinLimits(entries: [string, string][], limits: SearchLimits): void {
+  if (entries.length > limits.maxParameters) {
+    throw tooCostly(`The search has ${entries.length} parameters; this server accepts at most ${limits.maxParameters}`);
+  }
+  const repetitions = new Map<string, number>();
+  for (const [name] of entries) {
+    if (CONTROL_PARAMETERS.has(name) || name === '_type') continue;
+    const count = (repetitions.get(name) ?? 0) + 1;
+    repetitions.set(name, count);
+    if (count > limits.maxAndRepetitions) {
+      throw tooCostly(`Search parameter ${quoted(name)} is repeated more than ${limits.maxAndRepetitions} times (AND), the most this server accepts`);
+    }
+  }
 }
 
 /** One `name=value` criterion, possibly chained (`a.b`) or reverse-chained (`_has:…`). */
@@ -336,7 +370,12 @@ function parseCriterion(resourceType: string | null, name: string, rawValue: str
     if (rawValue !== 'true' && rawValue !== 'false') throw badValue(name, rawValue, 'true or false');
     return { param, modifier, values: [], missing: rawValue === 'true' };
   }
-  const values = splitEscaped(rawValue, ',').map((v) => parseValue(name, param, modifier, v, options.baseUrl, registry));
+  const rawValues = splitEscaped(rawValue, ',');
+  const maxOrValues = (options.limits ?? DEFAULT_SEARCH_LIMITS).maxOrValues;
+  if (rawValues.length > maxOrValues) {
+    throw tooCostly(`Search parameter ${quoted(name)} has ${rawValues.length} values (OR); this server accepts at most ${maxOrValues}`);
+  }
+  const values = rawValues.map((v) => parseValue(name, param, modifier, v, options.baseUrl, registry));
   if (param.type === 'token' && (modifier === 'below' || modifier === 'above')) {
     const unsupported = expandSubsumption(values, modifier, options.codeSystems ?? CodeSystemHierarchies.shipped());
     if (unsupported !== undefined) {
@@ -475,7 +514,7 @@ function applyControlParameter(query: SearchQuery, result: SearchResultOptions, 
       query.offset = Number(value);
       break;
     case '_sort':
-      query.sort = parseSort(query.resourceType, value, registry, ignored);
+      query.sort = parseSort(query.resourceType, value, registry, ignored, options.limits ?? DEFAULT_SEARCH_LIMITS);
       break;
     case '_total':
       if (!['none', 'estimate', 'accurate'].includes(value)) throw badValue('_total', value, 'none, estimate or accurate');

@@ -11,6 +11,7 @@ import { interactionEndpoint } from './interaction-adapter.js';
 import { contentNegotiation } from './middleware/content-negotiation.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { requestLogger } from './middleware/request-logger.js';
+import { unsupportedMethods } from './middleware/unsupported-methods.js';
 import type { BodyLimits } from './request-body.js';
 
 export interface AppDependencies {
@@ -34,6 +35,7 @@ export function createApp(deps: AppDependencies): Koa {
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger, deps.isKnownType));
   app.use(errorHandler);
+  app.use(unsupportedMethods);
   app.use(contentNegotiation);
   app.use(router.routes());
   return app;

@@ -1,14 +1,22 @@
 /**
- * Reads and parses request bodies: size limit (413), media type (415), JSON syntax (400) and
- * nesting depth (400) are all checked before anything reaches the service layer.
+ * Reads and parses request bodies: size limit (413), media type (415), JSON syntax (400),
+ * nesting depth (400), repetitions per element (413) and numbers out of range (422) are all
+ * checked before anything reaches the service layer, so no body costs validation,
+ * de-identification or a vault write before it is known to be within the limits.
  */
 import type { Context } from 'koa';
 import { FhirError } from '../fhir/fhir-error.js';
+import { checkJsonValueLimits } from '../fhir/json-value-limits.js';
 import { isResourceObject, type Resource } from '../fhir/resource.js';
 
 export interface BodyLimits {
+  /** JSON bodies (resources, bundles, patches): larger → 413, refused while streaming. */
   maxBodyBytes: number;
   maxJsonDepth: number;
+  /** `POST _search` form bodies: larger → 413 (a search needs a few hundred bytes, not megabytes). */
+  maxFormBodyBytes: number;
+  /** Items of any one JSON array (an element's repetitions), except a root Bundle's `entry`: more → 413. */
+  maxElementRepetitions: number;
 }
 
 const JSON_MEDIA_TYPES = new Set(['application/fhir+json', 'application/json', 'application/json+fhir']);
@@ -17,22 +25,49 @@ function mediaType(ctx: Context): string {
   return ctx.get('Content-Type').split(';')[0]!.trim().toLowerCase();
 }
 
-/** Reads the raw body, refusing more than `maxBytes` (413) without buffering the excess. */
-export async function readRawBody(ctx: Context, maxBytes: number): Promise<string> {
-  const declared = Number(ctx.get('Content-Length') || 0);
+/**
+ * Reads the raw body, refusing more than `maxBytes` (413) without buffering the excess: a
+ * declared Content-Length over the limit is refused before reading, a chunked body as soon as it
+ * passes the limit. The rest of the body is then read and dropped, not the connection reset, so
+ * that the client, still sending, receives the 413 (a reset can discard it in flight).
+ */
+export function readRawBody(ctx: Context, maxBytes: number): Promise<string> {
   const tooLarge = () => new FhirError(413, { severity: 'error', code: 'too-long', diagnostics: `Request body exceeds ${maxBytes} bytes` });
-  if (declared > maxBytes) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      ctx.req.resume();
-      throw tooLarge();
-    }
-    chunks.push(chunk as Buffer);
+  if (Number(ctx.get('Content-Length') || 0) > maxBytes) {
+    ctx.req.resume();
+    return Promise.reject(tooLarge());
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const request = ctx.req;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stopReading = () => {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        stopReading();
+        request.resume(); // flowing with no listener: the rest is dropped as it arrives
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stopReading();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (error: Error) => {
+      stopReading();
+      reject(error);
+    };
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+  });
 }
 
 /**
@@ -63,12 +98,16 @@ export function parseJsonText(text: string, limits: BodyLimits): unknown {
   if (jsonDepthExceeds(text, limits.maxJsonDepth)) {
     throw FhirError.badRequest(`JSON nesting deeper than ${limits.maxJsonDepth} levels`, 'structure');
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw FhirError.badRequest(malformedJsonMessage(text, (error as Error).message), 'structure');
   }
+  checkJsonValueLimits(value, limits);
+  return value;
 }
+
 
 /**
  * Says where a JSON text is malformed without quoting it: V8's SyntaxError messages may carry an
@@ -121,7 +160,7 @@ export async function readJsonPatchBody(ctx: Context, limits: BodyLimits): Promi
 /** `POST Type/_search` bodies: application/x-www-form-urlencoded (FHIR R4 http.html#search). */
 export async function readFormBody(ctx: Context, limits: BodyLimits): Promise<[string, string][]> {
   const type = mediaType(ctx);
-  const text = await readRawBody(ctx, limits.maxBodyBytes);
+  const text = await readRawBody(ctx, limits.maxFormBodyBytes);
   if (text === '') return [];
   if (type !== 'application/x-www-form-urlencoded') {
     throw new FhirError(415, { severity: 'error', code: 'not-supported', diagnostics: 'POST _search takes application/x-www-form-urlencoded' });

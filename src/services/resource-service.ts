@@ -13,6 +13,7 @@ import { canonicalJson } from '../ledger/jcs.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
 import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
+import type { SearchLimits } from '../fhir/search-limits.js';
 import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';
 import type { SearchQuery } from '../fhir/search-query.js';
 import { patientCompartmentParams } from '../fhir/patient-compartment.js';
@@ -23,6 +24,8 @@ import type { HistoryPage, Store, StoredVersion, StoreReader, StoreTransaction }
 export interface ResourceServiceOptions {
   defaultPageSize: number;
   maxPageSize: number;
+  /** `_sort` keys, OR values, AND repetitions and parameters per search; default DEFAULT_SEARCH_LIMITS. */
+  searchLimits?: SearchLimits;
 }
 
 /** The result of a write interaction, for the http layer and for bundle entry responses. */
@@ -432,7 +435,7 @@ export class ResourceService {
       throw FhirError.badRequest(`JSON Patch could not be applied (${name}${index === undefined ? '' : ` at operation ${index}`})`);
     }
     if (!isResourceObject(patched) || patched.resourceType !== current.resourceType || patched.id !== current.id) {
-      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id, nor replace the whole resource' }]);
+      throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch must leave a resource of the same resourceType and id' }]);
     }
     const prepared = await this.prepareResource(patched, { id: current.id });
     this.assertMayWrite(prepared.resource, options.guard);
@@ -537,6 +540,7 @@ export class ResourceService {
       maxCount: this.options.maxPageSize,
       strict: options.strict,
       baseUrl: options.baseUrl,
+      ...(this.options.searchLimits ? { limits: this.options.searchLimits } : {}),
     });
   }
 
@@ -589,6 +593,7 @@ export class ResourceService {
     if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
     const parsed = parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, entries), this.registry, {
       defaultCount: limit, maxCount: limit, strict: true,
+      ...(this.options.searchLimits ? { limits: this.options.searchLimits } : {}),
     });
     parsed.query.count = limit;
     parsed.query.offset = 0;

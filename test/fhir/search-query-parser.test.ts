@@ -131,6 +131,47 @@ describe('search-query-parser', () => {
     });
   });
 
+  describe('limits (fhir/search-limits.ts): a query over one is a 400 too-costly, in lenient mode too', () => {
+    const LIMITED: SearchParseOptions = { ...LENIENT, limits: { maxSortKeys: 2, maxOrValues: 3, maxAndRepetitions: 2, maxParameters: 5 } };
+    const codes = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`);
+    const rows: { why: string; entries: [string, string][]; refused: RegExp | false }[] = [
+      { why: 'sort keys at the limit', entries: [['_sort', 'code,-date']], refused: false },
+      { why: 'one sort key over (unknown keys count too: the split is the cost)', entries: [['_sort', 'code,-date,nonsense']], refused: /_sort has 3 keys/ },
+      { why: 'OR values at the limit', entries: [['code', codes(3).join(',')]], refused: false },
+      { why: 'one OR value over', entries: [['code', codes(4).join(',')]], refused: /'code' has 4 values \(OR\)/ },
+      { why: 'escaped commas are one value', entries: [['code', 'a\\,b\\,c\\,d']], refused: false },
+      { why: 'OR values of a chained parameter', entries: [['subject:Patient.name', codes(4).join(',')]], refused: /has 4 values/ },
+      { why: 'AND repetitions at the limit', entries: [['code', 'a'], ['code', 'b']], refused: false },
+      { why: 'one AND repetition over', entries: [['code', 'a'], ['code', 'b'], ['code', 'c']], refused: /'code' is repeated more than 2 times/ },
+      { why: 'a modifier makes another name', entries: [['code', 'a'], ['code', 'b'], ['code:not', 'c']], refused: false },
+      { why: 'result parameters are not criteria repetitions', entries: [['_include', 'Observation:subject'], ['_include', 'Observation:encounter'], ['_include', 'Observation:performer']], refused: false },
+      { why: 'parameters at the limit', entries: [['code', 'a'], ['status', 'final'], ['_count', '1'], ['_sort', 'date'], ['_total', 'none']], refused: false },
+      { why: 'one parameter over, unknown ones included', entries: [['code', 'a'], ['status', 'final'], ['_count', '1'], ['_sort', 'date'], ['_total', 'none'], ['nonsense', 'x']], refused: /6 parameters; .* at most 5/ },
+    ];
+    for (const row of rows) {
+      it(`${row.why} → ${row.refused ? '400' : 'parsed'}`, () => {
+        if (!row.refused) {
+          expect(() => parse('Observation', row.entries, LIMITED)).to.not.throw();
+          return;
+        }
+        const error = expectFhirError(() => parse('Observation', row.entries, LIMITED), 400);
+        expect(error.issues[0]!.code).to.equal('too-costly');
+        expect(error.issues[0]!.diagnostics).to.match(row.refused);
+      });
+    }
+
+    it('without limits in the options, the defaults apply (1,000 OR values and 200 sort keys are refused)', () => {
+      expect(expectFhirError(() => parse('Observation', [['code', codes(1000).join(',')]]), 400).issues[0]!.code).to.equal('too-costly');
+      expect(expectFhirError(() => parse('Observation', [['_sort', Array(200).fill('date').join(',')]]), 400).issues[0]!.code).to.equal('too-costly');
+    });
+
+    it('a client string that is not a parameter name is not echoed', () => {
+      const name = 'Zebulon Quxworthy';
+      const error = expectFhirError(() => parse('Observation', [[name, 'a'], [name, 'b'], [name, 'c']], LIMITED), 400);
+      expect(error.issues[0]!.diagnostics).to.not.contain('Zebulon');
+    });
+  });
+
   describe('date values (search.html#date, #prefix)', () => {
     const rows: { value: string; prefix: string; low: number; high: number }[] = [
       { value: '1990', prefix: 'eq', low: utc(1990, 1), high: utc(1991, 1) },

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { FhirError } from '../../src/fhir/fhir-error.js';
 import { jsonDepthExceeds, parseJsonText, type BodyLimits } from '../../src/http/request-body.js';
 
-const LIMITS: BodyLimits = { maxBodyBytes: 1_000_000, maxJsonDepth: 4 };
+const LIMITS: BodyLimits = { maxBodyBytes: 1_000_000, maxJsonDepth: 4, maxFormBodyBytes: 1_000, maxElementRepetitions: 5 };
 
 function nested(depth: number): string {
   return '['.repeat(depth) + ']'.repeat(depth);
@@ -87,6 +87,14 @@ describe('request-body', () => {
     it('refuses a document nested deeper than the limit before parsing it', () => {
       const error = expectStructureError(`{"resourceType":"Patient","extension":${nested(10)}}`);
       expect(error.issues[0]!.diagnostics).to.contain('deeper than 4');
+    });
+
+    it('walks the parsed value: too many repetitions → 413, a number out of range → 422', () => {
+      const tooMany = (() => { try { parseJsonText('{"resourceType":"Patient","identifier":[1,2,3,4,5,6]}', LIMITS); } catch (e) { return e as FhirError; } return undefined; })();
+      expect(tooMany?.status).to.equal(413);
+      const infinite = (() => { try { parseJsonText('{"resourceType":"Patient","x":1e400}', LIMITS); } catch (e) { return e as FhirError; } return undefined; })();
+      expect(infinite?.status).to.equal(422);
+      expect(infinite?.issues[0]!.expression).to.deep.equal(['Patient.x']);
     });
 
     it('accepts a document exactly at the depth limit', () => {
