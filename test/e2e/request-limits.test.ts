@@ -265,8 +265,9 @@ describe('request limits (e2e)', () => {
           expect(res.json.resourceType).to.equal('OperationOutcome');
           expect((await server.request('GET', `/fhir/Patient/${patientId}`)).json).to.deep.equal(before);
         } else {
-          // Whatever a patch does to meta, the server writes the version and its meta itself.
-          expect(res.json.meta.versionId).to.equal(String(Number(before.meta.versionId) + 1));
+          // Whatever a patch does to meta, the server writes the version and its meta itself: a
+          // patch of versionId or lastUpdated alone changes no content, so no version is written.
+          expect(res.json.meta.versionId).to.equal(before.meta.versionId);
         }
       });
     }

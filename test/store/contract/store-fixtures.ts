@@ -14,10 +14,14 @@ import type { NewVersion, StoredVersion } from '../../../src/store/store.js';
 export const registry = SearchParameterRegistry.loadR4();
 const extractor = new SearchIndexExtractor(registry);
 
-/** A search as the REST layer would parse it; strict, so a typo in a test fails loudly. */
+/**
+ * A search as the REST layer would parse it; strict, so a typo in a test fails loudly. The
+ * parser's limits are an operator's to raise (SEARCH_MAX_*): a store must answer far beyond them.
+ */
 export function query(resourceType: string | null, entries: [string, string][]): SearchQuery {
   return parseSearchQuery(resourceType, [...entries, ['_total', 'accurate']], registry, {
     defaultCount: 100, maxCount: 1000, strict: true,
+    limits: { maxSortKeys: 8, maxOrValues: 10_000, maxAndRepetitions: 2_000, maxParameters: 20_000 },
   }).query;
 }
 
