@@ -203,6 +203,18 @@ export class ElementWalker {
     parent: Record<string, unknown>,
     index: number,
   ): void {
+    // json.html#complex: a complex or backbone element, a resource, and the `_x` companion of a
+    // primitive (json.html#primitive) are JSON objects; a string, number or boolean there is
+    // not FHIR (it would otherwise pass unseen, having no children to check).
+    if (slot && (slot.kind === 'complex' || slot.kind === 'backbone' || slot.kind === 'resource' || slot.kind === 'primitive-element')
+      && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+      this.flag(out, location, {
+        severity: 'error', code: 'structure',
+        diagnostics: `Wrong JSON type: this element is a JSON object (json.html${slot.kind === 'primitive-element' ? '#primitive' : '#complex'})`,
+        expression: [location],
+      });
+      return;
+    }
     if (typeof value === 'string') {
       if (value.length === 0) {
         this.ele1Issue(out, location, 'an empty string');
