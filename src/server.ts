@@ -13,7 +13,8 @@ import { SearchIndexExtractor } from './fhir/search-index-extraction.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
-import { setUpDeidentification } from './deid/deid-setup.js';
+import { setUpDeidentification, type PseudonymVaultOpener } from './deid/deid-setup.js';
+import { SqlitePseudonymVault } from './deid/vault.js';
 import { createApp } from './http/app.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
@@ -107,7 +108,13 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel }, destination);
 }
 
-export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
+/** Adapters a caller may choose instead of the defaults (tests that observe a port). */
+export interface ServerAdapters {
+  /** The pseudonym vault; default SqlitePseudonymVault on VAULT_FILE. */
+  openPseudonymVault?: PseudonymVaultOpener;
+}
+
+export async function startServer(config: Config, logger: Logger = createLogger(config), adapters: ServerAdapters = {}): Promise<RunningServer> {
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
@@ -117,7 +124,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   let deidentification: ReturnType<typeof setUpDeidentification>;
   try {
     deidentification = setUpDeidentification(config, validator.elementTypes, registry,
-      async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger);
+      async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger,
+      adapters.openPseudonymVault ?? ((key) => SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous })));
   } catch (error) {
     // A refused start (a bad mapping table) leaves no database open behind it.
     await store.close();
@@ -173,7 +181,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       server.closeAllConnections();
       await ledger.stop();
       await store.close();
-      deidentification.close();
+      await deidentification.close();
     },
   };
 }

@@ -164,7 +164,7 @@ export class BundleService {
       const type = request.target.resourceType!;
       let id: string | undefined;
       if (request.target.id !== undefined) {
-        id = this.resources.deidentification.storedIdForRead(type, request.target.id);
+        id = await this.resources.deidentification.storedIdForRead(type, request.target.id);
       } else if (request.target.query !== undefined) {
         const matches = await this.resources.conditionalMatches(tx, type, request.target.query, 2);
         if (matches.length === 1) id = matches[0]!.id;

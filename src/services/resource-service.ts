@@ -230,7 +230,7 @@ export class ResourceService {
     tx?: StoreTransaction): Promise<WriteResult> {
     this.assertValidId(id);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
-    const storedId = this.deid.storedIdForRead(resourceType, id);
+    const storedId = await this.deid.storedIdForRead(resourceType, id);
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       const current = await this.readExisting(t, resourceType, storedId);
       this.checkIfMatch(expectedVersion, current);
@@ -295,7 +295,7 @@ export class ResourceService {
    */
   async delete(resourceType: string, clientId: string, tx?: StoreTransaction, ifMatch?: string): Promise<WriteResult> {
     this.assertValidId(clientId);
-    const id = this.deid.storedIdForRead(resourceType, clientId);
+    const id = await this.deid.storedIdForRead(resourceType, clientId);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     const work = async (t: StoreTransaction): Promise<WriteResult> => {
       const current = await t.readCurrent(resourceType, id);
@@ -363,21 +363,21 @@ export class ResourceService {
   /** http.html#read: unknown → 404, deleted → 410. */
   async read(resourceType: string, id: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
-    return this.readExisting(reader, resourceType, this.deid.storedIdForRead(resourceType, id));
+    return this.readExisting(reader, resourceType, await this.deid.storedIdForRead(resourceType, id));
   }
 
   /** http.html#vread: a deleted version → 410. */
   async vread(resourceType: string, id: string, versionId: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
     if (!/^\d{1,15}$/.test(versionId)) throw FhirError.notFound(`This ${resourceType} version does not exist`);
-    const version = await reader.readVersion(resourceType, this.deid.storedIdForRead(resourceType, id), Number(versionId));
+    const version = await reader.readVersion(resourceType, await this.deid.storedIdForRead(resourceType, id), Number(versionId));
     if (!version) throw FhirError.notFound(`This ${resourceType} version does not exist`);
     if (version.deleted) throw FhirError.gone(`This ${resourceType} version is a deletion`);
     return version;
   }
 
-  parseSearch(resourceType: string | null, entries: Iterable<[string, string]>, options: SearchOptions): ParsedSearch {
-    return parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, [...entries]), this.registry, {
+  async parseSearch(resourceType: string | null, entries: Iterable<[string, string]>, options: SearchOptions): Promise<ParsedSearch> {
+    return parseSearchQuery(resourceType, await this.deid.translateSearch(resourceType, [...entries]), this.registry, {
       defaultCount: this.options.defaultPageSize,
       maxCount: this.options.maxPageSize,
       strict: options.strict,
@@ -405,7 +405,7 @@ export class ResourceService {
     const offset = params.offset === undefined ? 0 : this.nonNegativeInt('_offset', params.offset);
     const page = await reader.history({
       ...(params.resourceType !== undefined ? { resourceType: params.resourceType } : {}),
-      ...(params.id !== undefined ? { id: this.deid.storedIdForRead(params.resourceType ?? '', params.id) } : {}),
+      ...(params.id !== undefined ? { id: await this.deid.storedIdForRead(params.resourceType ?? '', params.id) } : {}),
       ...(since !== undefined ? { since } : {}),
       count, offset,
     });
@@ -431,7 +431,7 @@ export class ResourceService {
     }
     const entries = [...new URLSearchParams(query)];
     if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
-    const parsed = parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, entries), this.registry, {
+    const parsed = parseSearchQuery(resourceType, await this.deid.translateSearch(resourceType, entries), this.registry, {
       defaultCount: limit, maxCount: limit, strict: true,
     });
     parsed.query.count = limit;

@@ -17,12 +17,12 @@ import type { ResourceService } from '../../services/resource-service.js';
 import { sendJson } from '../fhir-response.js';
 
 export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceService) {
-  const target = (ctx: Context): { type: string; id: string } => {
+  const target = async (ctx: Context): Promise<{ type: string; id: string }> => {
     const type = ctx.params.type as string;
     const id = ctx.params.id as string;
     resources.assertKnownType(type);
     resources.assertValidId(id);
-    return { type, id: resources.deidentification.storedIdForRead(type, id) };
+    return { type, id: await resources.deidentification.storedIdForRead(type, id) };
   };
 
   return {
@@ -48,14 +48,14 @@ export function ledgerHandlers(verifier: LedgerVerifier, resources: ResourceServ
     },
 
     async verifyResource(ctx: Context): Promise<void> {
-      const { type, id } = target(ctx);
+      const { type, id } = await target(ctx);
       const versions = await verifier.verifyResource(type, id);
       if (!versions) throw FhirError.notFound(`No ${type} with this id is known`);
       sendJson(ctx, 200, resourceVerificationParameters(versions));
     },
 
     async verifyVersion(ctx: Context): Promise<void> {
-      const { type, id } = target(ctx);
+      const { type, id } = await target(ctx);
       const vid = ctx.params.vid as string;
       const version = /^\d{1,15}$/.test(vid) ? await verifier.verifyVersion(type, id, Number(vid)) : undefined;
       if (!version) throw FhirError.notFound(`This ${type} version does not exist`);

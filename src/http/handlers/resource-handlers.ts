@@ -61,12 +61,12 @@ export function resourceHandlers(service: ResourceService, search: SearchService
   return {
     async read(ctx: Context): Promise<void> {
       const version = await service.read(typeOf(ctx), ctx.params.id!);
-      sendVersion(ctx, ctx.querystring === '' ? version : search.shapeForRead(version, queryEntries(ctx)));
+      sendVersion(ctx, ctx.querystring === '' ? version : await search.shapeForRead(version, queryEntries(ctx)));
     },
 
     async vread(ctx: Context): Promise<void> {
       const version = await service.vread(typeOf(ctx), ctx.params.id!, ctx.params.vid!);
-      sendVersion(ctx, ctx.querystring === '' ? version : search.shapeForRead(version, queryEntries(ctx)));
+      sendVersion(ctx, ctx.querystring === '' ? version : await search.shapeForRead(version, queryEntries(ctx)));
     },
 
     async create(ctx: Context): Promise<void> {
