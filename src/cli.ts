@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { loadConfig } from './config.js';
 import { openDeidentificationForTools } from './deid/deid-setup.js';
+import { SqlitePseudonymVault } from './deid/vault.js';
 import { deidentifyNdjson } from './deid/ndjson-deidentify.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { ResourceValidator } from './fhir/validator.js';
@@ -78,7 +79,8 @@ async function deid(args: string[]): Promise<void> {
   if (!input || overrides.deidMapping === '') throw new Error('usage: fhir-ledger deid [--mapping <safe-harbor|research|path>] <in.ndjson> [<out.ndjson>]');
   const config = loadConfig(process.env, overrides);
   const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
-  const setup = openDeidentificationForTools(config, validator.elementTypes, SearchParameterRegistry.loadR4());
+  const setup = openDeidentificationForTools(config, validator.elementTypes, SearchParameterRegistry.loadR4(),
+    (key) => SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous }));
   const output = outputFile ? fs.createWriteStream(outputFile) : process.stdout;
   try {
     const result = await deidentifyNdjson(input, output, {
@@ -93,7 +95,7 @@ async function deid(args: string[]): Promise<void> {
     if (result.rejected.length > 0) process.exitCode = 1;
   } finally {
     if (outputFile) await new Promise<void>((resolve) => (output as fs.WriteStream).end(resolve));
-    setup.close();
+    await setup.close();
   }
 }
 

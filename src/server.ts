@@ -13,8 +13,9 @@ import { SearchIndexExtractor } from './fhir/search-index-extraction.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
-import { setUpDeidentification } from './deid/deid-setup.js';
 import { answerConnectRequests } from './http/connect-requests.js';
+import { setUpDeidentification, type PseudonymVaultOpener } from './deid/deid-setup.js';
+import { SqlitePseudonymVault } from './deid/vault.js';
 import { createApp } from './http/app.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
@@ -113,11 +114,15 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel }, destination);
 }
 
-/**
- * `accessPolicy`: the access policy the executor asks (auth/access-policy.ts); ALLOW_ALL when
- * none is given (FHIR_AUTH=off). Tests pass their own to prove the seam.
- */
-export async function startServer(config: Config, logger: Logger = createLogger(config), accessPolicy?: AccessPolicy): Promise<RunningServer> {
+/** Adapters and policies a caller may choose instead of the defaults (tests that observe a port or prove a seam). */
+export interface ServerAdapters {
+  /** The pseudonym vault; default SqlitePseudonymVault on VAULT_FILE. */
+  openPseudonymVault?: PseudonymVaultOpener;
+  /** The access policy the executor asks (auth/access-policy.ts); default ALLOW_ALL (FHIR_AUTH=off). */
+  accessPolicy?: AccessPolicy;
+}
+
+export async function startServer(config: Config, logger: Logger = createLogger(config), adapters: ServerAdapters = {}): Promise<RunningServer> {
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
@@ -127,7 +132,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   let deidentification: ReturnType<typeof setUpDeidentification>;
   try {
     deidentification = setUpDeidentification(config, validator.elementTypes, registry,
-      async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger);
+      async (type, id) => (await store.readCurrent(type, id)) !== undefined, logger,
+      adapters.openPseudonymVault ?? ((key) => SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous })));
   } catch (error) {
     // A refused start (a bad mapping table) leaves no database open behind it.
     await store.close();
@@ -167,7 +173,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const bundles = new BundleService(resources, () => executor, { maxEntries: config.maxBundleEntries });
   const executor: InteractionExecutor = new InteractionExecutor({
     resources, search, operations, capabilityStatement,
-    policy: accessPolicy ?? ALLOW_ALL,
+    policy: adapters.accessPolicy ?? ALLOW_ALL,
     processBundle: (bundle, context) => bundles.process(bundle, context),
   });
 
@@ -200,7 +206,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       server.closeAllConnections();
       await ledger.stop();
       await store.close();
-      deidentification.close();
+      await deidentification.close();
     },
   };
 }

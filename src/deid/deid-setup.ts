@@ -15,13 +15,18 @@ import { CachingVault } from './caching-vault.js';
 import { Deidentification } from './deidentification.js';
 import { loadMappingTable, mappingTableFile, type MappingTable } from './mapping-table.js';
 import { loadVaultKey } from './vault-key.js';
-import { SqlitePseudonymVault } from './vault.js';
 
 export interface DeidSetup {
   deid: Deidentification;
   /** Closes the vault. */
-  close(): void;
+  close(): Promise<void>;
 }
+
+/**
+ * Opens the vault adapter the composition root chose (server.ts: SqlitePseudonymVault today)
+ * with the master key; throws VaultUnavailableError when it cannot.
+ */
+export type PseudonymVaultOpener = (key: Buffer) => PseudonymVault;
 
 /** DEID_MAPPING → the table, or null for `none`. Throws MappingTableError for a bad table. */
 export function tableInForce(config: Config, types: TypeRegistry): MappingTable | null {
@@ -30,11 +35,11 @@ export function tableInForce(config: Config, types: TypeRegistry): MappingTable 
 }
 
 export function setUpDeidentification(config: Config, types: TypeRegistry, registry: SearchParameterRegistry,
-  storedIdExists: (type: string, id: string) => Promise<boolean>, logger: Logger): DeidSetup {
+  storedIdExists: (type: string, id: string) => Promise<boolean>, logger: Logger, openVault: PseudonymVaultOpener): DeidSetup {
   const table = tableInForce(config, types);
   if (!table) {
     logger.warn('DEID_MAPPING=none: resources are stored as sent, identifiers included');
-    return { deid: new Deidentification({ table: null, types, registry, vault: { unavailable: 'no table' }, hashKey: { unavailable: 'no table' }, storedIdExists }), close() {} };
+    return { deid: new Deidentification({ table: null, types, registry, vault: { unavailable: 'no table' }, hashKey: { unavailable: 'no table' }, storedIdExists }), async close() {} };
   }
   const vaultDir = path.dirname(config.vaultFile);
   let vault: PseudonymVault | { unavailable: string };
@@ -45,7 +50,7 @@ export function setUpDeidentification(config: Config, types: TypeRegistry, regis
       defaultKeyFile: path.join(vaultDir, 'vault.key'),
       createIfMissing: true,
     });
-    vault = new CachingVault(SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous }));
+    vault = new CachingVault(openVault(key));
   } catch (error) {
     if (!(error instanceof VaultUnavailableError)) throw error;
     logger.error({ reason: error.message }, 'pseudonym vault unavailable: writes will be refused');
@@ -66,8 +71,8 @@ export function setUpDeidentification(config: Config, types: TypeRegistry, regis
   logger.info({ table: table.name, sha256: table.sha256, rules: table.rules.length }, 'de-identification mapping table in force');
   return {
     deid: new Deidentification({ table, types, registry, vault, hashKey, storedIdExists }),
-    close() {
-      if (!('unavailable' in vault)) vault.close();
+    async close() {
+      if (!('unavailable' in vault)) await vault.close();
     },
   };
 }
@@ -77,7 +82,8 @@ export function setUpDeidentification(config: Config, types: TypeRegistry, regis
  * has one, the same vault, read only, so a file's pseudonyms match what the server stores. Never
  * creates a vault or a key.
  */
-export function openDeidentificationForTools(config: Config, types: TypeRegistry, registry: SearchParameterRegistry): DeidSetup {
+export function openDeidentificationForTools(config: Config, types: TypeRegistry, registry: SearchParameterRegistry,
+  openVault: PseudonymVaultOpener): DeidSetup {
   const table = tableInForce(config, types);
   let vault: PseudonymVault | { unavailable: string } = { unavailable: 'no vault in DATA_DIR' };
   let hashKey: Buffer | { unavailable: string } = { unavailable: 'no hash key in DATA_DIR' };
@@ -89,7 +95,7 @@ export function openDeidentificationForTools(config: Config, types: TypeRegistry
       defaultKeyFile: path.join(vaultDir, 'vault.key'),
       createIfMissing: false,
     });
-    vault = SqlitePseudonymVault.open({ file: config.vaultFile, key, synchronous: config.sqliteSynchronous });
+    vault = openVault(key);
   }
   if (table?.rules.some((r) => r.method === 'cryptoHash')) {
     hashKey = loadVaultKey({
@@ -102,8 +108,8 @@ export function openDeidentificationForTools(config: Config, types: TypeRegistry
   const storedIdExists = async () => false;
   return {
     deid: new Deidentification({ table, types, registry, vault, hashKey, storedIdExists }),
-    close() {
-      if (!('unavailable' in vault)) vault.close();
+    async close() {
+      if (!('unavailable' in vault)) await vault.close();
     },
   };
 }

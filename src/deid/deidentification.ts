@@ -17,9 +17,12 @@ import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
-import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
 import {
-  DEID_TABLE_TAG_SYSTEM, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, UnpseudonymizableReference, type ReferenceSite,
+  lookupOne, pseudonymizeOne, VaultUnavailableError, type PseudonymVault, type VaultEntryKey,
+} from './deid-types.js';
+import {
+  DEID_TABLE_TAG_SYSTEM, fillVaultValues, idDomain, MappingWalker, NO_SYSTEM_DOMAIN, UnpseudonymizableReference,
+  type WalkResult,
 } from './deidentifier.js';
 import type { MappingTable } from './mapping-table.js';
 import { EMPTY_VAULT, PreviewVault, type PreviewSession } from './preview-vault.js';
@@ -53,8 +56,11 @@ export interface DeidentifyContext {
 
 const MAX_CACHED_OFFSETS = 100_000;
 
-/** Ids resolved during one deidentify call (keyed by its context object, gone with it). */
-const resolvedIn = new WeakMap<DeidentifyContext, Map<string, string>>();
+/** A resource id named by a reference or by the date-shift subject. */
+interface IdRequest {
+  resourceType: string;
+  id: string;
+}
 
 export class Deidentification {
   private readonly walker: MappingWalker | null;
@@ -107,18 +113,10 @@ export class Deidentification {
         ? context.previewVault ?? new PreviewVault(this.previewBase())
         : needsVault ? this.requireVault() : undefined;
       const hashKey = this.options.hashKey;
-      const subject = await this.dateShiftSubject(resource, context, vault);
-      let offset: number | undefined;
-      const { resource: out, references } = this.walker.walk(resource, {
-        vault,
-        hashKey: Buffer.isBuffer(hashKey) ? hashKey : undefined,
-        dateOffset: () => (offset ??= context.mode === 'preview'
-          ? vault!.dateOffsetDays(subject, table.dateShiftMaxDays)
-          : this.storedDateOffset(vault!, subject, table.dateShiftMaxDays)),
-        now: this.now(),
-      });
+      const walked = this.walker.walk(resource, { hashKey: Buffer.isBuffer(hashKey) ? hashKey : undefined, now: this.now() });
       if (!Buffer.isBuffer(hashKey) && table.rules.some((r) => r.method === 'cryptoHash')) throw vaultUnavailable(hashKey.unavailable);
-      if (this.translatesIds) await this.resolveReferences(references, vault!, context);
+      await this.resolveVaultValues(resource, walked, vault, context);
+      const out = walked.resource;
       out.meta = this.stampMeta(out.meta);
       return out;
     } catch (error) {
@@ -191,7 +189,7 @@ export class Deidentification {
   private async previewStoredId(vault: PseudonymVault, resourceType: string, id: string,
     issuedIds?: ReadonlySet<string>): Promise<string> {
     if (issuedIds?.has(id) || await this.options.storedIdExists(resourceType, id)) return id;
-    return vault.pseudonymize(idDomain(resourceType), id);
+    return pseudonymizeOne(vault, idDomain(resourceType), id);
   }
 
   /**
@@ -205,7 +203,7 @@ export class Deidentification {
     const vault = this.options.vault;
     if (this.translatesIds && !('unavailable' in vault)) {
       try {
-        const pseudonym = vault.lookup(idDomain(resourceType), id);
+        const pseudonym = await lookupOne(vault, idDomain(resourceType), id);
         if (pseudonym !== undefined) return pseudonym;
       } catch (error) {
         if (!(error instanceof VaultUnavailableError)) throw error;
@@ -244,32 +242,16 @@ export class Deidentification {
   }
 
   /** The stored id for an id in a read, search or delete: the pseudonym when the vault has one. */
-  storedIdForRead(resourceType: string, id: string): string {
+  async storedIdForRead(resourceType: string, id: string): Promise<string> {
     if (!this.translatesIds) return id;
     const vault = this.options.vault;
     if ('unavailable' in vault) return id;
     try {
-      return vault.lookup(idDomain(resourceType), id) ?? id;
+      return (await lookupOne(vault, idDomain(resourceType), id)) ?? id;
     } catch (error) {
       if (error instanceof VaultUnavailableError) throw vaultUnavailable(error.message);
       throw error;
     }
-  }
-
-  private async resolveId(vault: PseudonymVault, resourceType: string, id: string, issuedIds?: ReadonlySet<string>,
-    memo?: DeidentifyContext): Promise<string> {
-    if (issuedIds?.has(id)) return id;
-    // One write usually names its patient twice (the date-shift subject and the reference itself).
-    const key = `${resourceType}/${id}`;
-    const cached = memo ? resolvedIn.get(memo)?.get(key) : undefined;
-    if (cached !== undefined) return cached;
-    const stored = await this.resolveIdUncached(vault, resourceType, id);
-    if (memo) {
-      const map = resolvedIn.get(memo) ?? new Map<string, string>();
-      map.set(key, stored);
-      resolvedIn.set(memo, map);
-    }
-    return stored;
   }
 
   /**
@@ -277,24 +259,96 @@ export class Deidentification {
    * back, and the store answers from its cache of current versions. A client's own id is never a
    * stored id (it is stored as its pseudonym), so the order changes no answer, only the cost.
    */
-  private async resolveIdUncached(vault: PseudonymVault, resourceType: string, id: string): Promise<string> {
-    if (await this.options.storedIdExists(resourceType, id)) return id;
-    return vault.lookup(idDomain(resourceType), id) ?? vault.pseudonymize(idDomain(resourceType), id);
+  private async resolveId(vault: PseudonymVault, resourceType: string, id: string, issuedIds?: ReadonlySet<string>): Promise<string> {
+    if (issuedIds?.has(id) || await this.options.storedIdExists(resourceType, id)) return id;
+    return pseudonymizeOne(vault, idDomain(resourceType), id);
   }
 
-  private async resolveReferences(references: ReferenceSite[], vault: PseudonymVault, context: DeidentifyContext): Promise<void> {
-    for (const site of references) {
-      const stored = context.mode === 'preview'
-        ? await this.previewStoredId(vault, site.resourceType, site.id, context.issuedIds)
-        : await this.resolveId(vault, site.resourceType, site.id, context.issuedIds, context);
-      site.holder.reference = site.rebuild(stored);
+  /**
+   * Fills in what the walk left for the vault, in one round: (a) every value needing a pseudonym
+   * and every referenced client id, collected by the walk; (b) looked up in one batch; (c) the
+   * missing pairs created in ONE vault transaction (one durable write per resource, however many
+   * identifiers it carries); (d) the placeholders replaced. The date offset comes last, since its
+   * subject may be a patient whose stored id (c) just made.
+   */
+  private async resolveVaultValues(input: Resource, walked: WalkResult, vault: PseudonymVault | undefined,
+    context: DeidentifyContext): Promise<void> {
+    const { resource, references, pseudonyms, shiftsDates } = walked;
+    if (!vault) return; // a table that needs no vault leaves nothing to fill
+    const subject = shiftsDates ? this.dateShiftSubject(input, context) : undefined;
+    const idRequests: IdRequest[] = this.translatesIds ? references.map((site) => ({ resourceType: site.resourceType, id: site.id })) : [];
+    if (subject && typeof subject !== 'string' && this.translatesIds) idRequests.push(subject);
+
+    // (a) ids that are neither this request's nor stored, and values, each once
+    const storedIds = new Map<string, string>();
+    const idKeys = new Map<string, VaultEntryKey>();
+    for (const { resourceType, id } of idRequests) {
+      const key = `${resourceType}/${id}`;
+      if (storedIds.has(key) || idKeys.has(key)) continue;
+      if (context.issuedIds?.has(id) || await this.options.storedIdExists(resourceType, id)) storedIds.set(key, id);
+      else idKeys.set(key, { domain: idDomain(resourceType), value: id });
+    }
+    const valueKeys = new Map<string, VaultEntryKey>();
+    for (const p of pseudonyms) valueKeys.set(`${p.domain}\u0000${p.value}`, p);
+
+    // (b) one lookup batch
+    const idList = [...idKeys.entries()];
+    const valueList = [...valueKeys.entries()];
+    const found = idList.length + valueList.length === 0 ? []
+      : await vault.lookupMany([...idList.map(([, k]) => k), ...valueList.map(([, k]) => k)]);
+    const pseudonymOfValue = new Map<string, string>();
+    const toCreate: { key: string; entry: VaultEntryKey; isId: boolean }[] = [];
+    idList.forEach(([key, entry], i) => {
+      if (found[i] !== undefined) storedIds.set(key, found[i]!);
+      else toCreate.push({ key, entry, isId: true });
+    });
+    const valueMisses: [string, VaultEntryKey][] = [];
+    valueList.forEach(([key, entry], i) => {
+      const known = found[idList.length + i];
+      if (known !== undefined) pseudonymOfValue.set(key, known);
+      else valueMisses.push([key, entry]);
+    });
+    // A value that already is a pseudonym of its domain stays as it is: a client that writes back
+    // what it read (PUT after GET) does not get pseudonyms of pseudonyms.
+    if (valueMisses.length > 0) {
+      const revealed = await vault.revealMany(valueMisses.map(([, entry]) => entry));
+      valueMisses.forEach(([key, entry], i) => {
+        if (revealed[i] !== undefined) pseudonymOfValue.set(key, entry.value);
+        else toCreate.push({ key, entry, isId: false });
+      });
+    }
+
+    // (c) the missing pairs in one vault transaction
+    if (toCreate.length > 0) {
+      const made = await vault.pseudonymizeMany(toCreate.map((c) => c.entry));
+      toCreate.forEach((c, i) => (c.isId ? storedIds : pseudonymOfValue).set(c.key, made[i]!));
+    }
+
+    // (d) apply
+    if (this.translatesIds) {
+      for (const site of references) site.holder.reference = site.rebuild(storedIds.get(`${site.resourceType}/${site.id}`)!);
+    }
+    let dateOffsetDays: number | undefined;
+    if (subject !== undefined) {
+      const subjectName = typeof subject === 'string' ? subject
+        : `Patient/${this.translatesIds ? storedIds.get(`Patient/${subject.id}`)! : subject.id}`;
+      const maxDays = this.options.table!.dateShiftMaxDays;
+      dateOffsetDays = context.mode === 'preview'
+        ? await vault.dateOffsetDays(subjectName, maxDays)
+        : await this.storedDateOffset(vault, subjectName, maxDays);
+    }
+    if (pseudonyms.length > 0 || dateOffsetDays !== undefined) {
+      fillVaultValues(resource, {
+        pseudonymOf: (p) => pseudonymOfValue.get(`${p.domain}\u0000${p.value}`)!,
+        dateOffsetDays,
+      });
     }
   }
 
-  private storedDateOffset(vault: PseudonymVault, subject: string, maxDays: number): number {
+  private async storedDateOffset(vault: PseudonymVault, subject: string, maxDays: number): Promise<number> {
     let days = this.offsets.get(subject);
     if (days === undefined) {
-      days = vault.dateOffsetDays(subject, maxDays);
+      days = await vault.dateOffsetDays(subject, maxDays);
       if (this.offsets.size >= MAX_CACHED_OFFSETS) this.offsets.clear();
       this.offsets.set(subject, days);
     }
@@ -303,21 +357,14 @@ export class Deidentification {
 
   /**
    * Whose dates move together under dateShift: the patient (the resource itself, or the Patient
-   * its subject/patient references), else the resource alone.
+   * its subject/patient references, whose stored id the caller resolves), else the resource alone.
    */
-  private async dateShiftSubject(resource: Resource, context: DeidentifyContext, vault: PseudonymVault | undefined): Promise<string> {
-    if (!this.options.table!.rules.some((r) => r.method === 'dateShift')) return '';
+  private dateShiftSubject(resource: Resource, context: DeidentifyContext): string | IdRequest {
     if (resource.resourceType === 'Patient') return `Patient/${context.id}`;
     for (const key of ['subject', 'patient']) {
       const reference = (resource[key] as { reference?: unknown } | undefined)?.reference;
       const match = typeof reference === 'string' ? /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(reference) : null;
-      if (match) {
-        // The id the Patient is (or would be) stored under, as its own dateShiftSubject sees it.
-        const id = !this.translatesIds ? match[1]!
-          : context.mode === 'preview' ? await this.previewStoredId(vault!, 'Patient', match[1]!, context.issuedIds)
-            : await this.resolveId(this.requireVault(), 'Patient', match[1]!, context.issuedIds, context);
-        return `Patient/${id}`;
-      }
+      if (match) return { resourceType: 'Patient', id: match[1]! };
     }
     return `${resource.resourceType}/${context.id}`;
   }
@@ -337,7 +384,7 @@ export class Deidentification {
   // ------------------------------------------------------------------ search path
 
   /** Search values as stored (search-translation.ts): lookup only, never creates a pseudonym. */
-  translateSearch(resourceType: string | null, entries: [string, string][]): [string, string][] {
+  async translateSearch(resourceType: string | null, entries: [string, string][]): Promise<[string, string][]> {
     return this.searchTranslator ? this.searchTranslator.translate(resourceType, entries) : entries;
   }
 
@@ -347,10 +394,15 @@ export class Deidentification {
    * The stored resource with what the vault holds put back: its id, the ids of its references and
    * its identifiers' values. Redacted, generalized and hashed content cannot come back.
    */
-  reidentify(resource: Resource): Resource {
+  async reidentify(resource: Resource): Promise<Resource> {
     const vault = this.requireVault();
     const out = structuredClone(resource);
-    if (out.id) out.id = vault.reveal(idDomain(out.resourceType), out.id) ?? out.id;
+    // Every place that may hold a pseudonym, then one reveal batch.
+    const sites: { key: VaultEntryKey; put: (real: string) => void }[] = [];
+    if (out.id) {
+      const id = out.id;
+      sites.push({ key: { domain: idDomain(out.resourceType), value: id }, put: (real) => { out.id = real; } });
+    }
     const visit = (value: unknown, key: string | null): void => {
       if (Array.isArray(value)) {
         for (const item of value) visit(item, key);
@@ -360,15 +412,24 @@ export class Deidentification {
       const obj = value as Record<string, unknown>;
       if ((key === 'identifier' || key === 'assigner') && typeof obj.value === 'string') {
         const domain = typeof obj.system === 'string' ? obj.system : NO_SYSTEM_DOMAIN;
-        obj.value = vault.reveal(domain, obj.value) ?? obj.value;
+        sites.push({ key: { domain, value: obj.value }, put: (real) => { obj.value = real; } });
       }
       if (typeof obj.reference === 'string') {
         const match = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/.+)?$/.exec(obj.reference);
-        if (match) obj.reference = `${match[1] ?? ''}${match[2]}/${vault.reveal(idDomain(match[2]!), match[3]!) ?? match[3]}${match[4] ?? ''}`;
+        if (match) {
+          sites.push({
+            key: { domain: idDomain(match[2]!), value: match[3]! },
+            put: (real) => { obj.reference = `${match[1] ?? ''}${match[2]}/${real}${match[4] ?? ''}`; },
+          });
+        }
       }
       for (const [k, v] of Object.entries(obj)) if (k !== 'resourceType') visit(v, k);
     };
     for (const [k, v] of Object.entries(out)) if (k !== 'id' && k !== 'resourceType') visit(v, k);
+    const reals = await vault.revealMany(sites.map((site) => site.key));
+    sites.forEach((site, i) => {
+      if (reals[i] !== undefined) site.put(reals[i]!);
+    });
     return out;
   }
 }

@@ -8,13 +8,16 @@
  * A redacted element whose parts no earlier rule claims disappears whole; an object or array left
  * empty is dropped (FHIR JSON forbids empty ones, json.html).
  *
- * The walk itself is synchronous; references to other resources are collected and resolved
- * afterwards (their stored ids may need a store lookup), then written back.
+ * The walk itself is synchronous and touches no vault: what needs one (a pseudonym, a date moved
+ * by the subject's offset) is left in the output as a placeholder and listed, so the caller can
+ * look the values up in one batch, create the missing pairs in one vault transaction, and then
+ * fill the placeholders in (fillVaultValues). References to other resources are collected the
+ * same way (their stored ids may need a store lookup) and written back afterwards.
  */
 import type { ChildSlot, ElementNode } from '../fhir/validation/definitions.js';
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
 import type { Resource } from '../fhir/resource.js';
-import type { PseudonymVault } from './deid-types.js';
+import type { VaultEntryKey } from './deid-types.js';
 import type { MappingRule, MappingTable } from './mapping-table.js';
 import { primitiveTypeName, sameType, type ElementFrame } from './rule-path.js';
 import {
@@ -60,15 +63,67 @@ function locationOf(frame: ElementFrame): string {
   return names.join('.');
 }
 
+/** A pseudonym the walk cannot know synchronously: filled in after the vault batch. */
+export class PendingPseudonym implements VaultEntryKey {
+  constructor(readonly domain: string, readonly value: string) {}
+}
+
 /**
- * The pseudonym of a value, where a value that already is a pseudonym of the domain stays as it is:
- * a client that writes back what it read (PUT after GET, PATCH) does not get pseudonyms of pseudonyms.
+ * A date to move by its subject's offset, which the vault gives only after the walk; `shifts`
+ * times (nested dateShift rules), then the later rules' transforms (a generalize around it).
  */
-function pseudonymOf(vault: PseudonymVault, domain: string, value: string): string {
-  const known = vault.lookup(domain, value);
-  if (known !== undefined) return known;
-  if (vault.reveal(domain, value) !== undefined) return value;
-  return vault.pseudonymize(domain, value);
+export class PendingShiftedDate {
+  constructor(readonly value: string, readonly type: FhirDateType, readonly shifts = 1,
+    readonly after: readonly ((value: string, type: FhirDateType) => string)[] = []) {}
+
+  resolve(days: number): string {
+    let out = this.value;
+    for (let i = 0; i < this.shifts; i++) out = shiftDate(out, days, this.type);
+    for (const transform of this.after) out = transform(out, this.type);
+    return out;
+  }
+}
+
+/** What the vault batch resolved: the pseudonym of each pending value, and the subject's date offset. */
+export interface VaultValues {
+  pseudonymOf(pending: PendingPseudonym): string;
+  /** Days to move dates by; asked only when the walk left dates to shift. */
+  dateOffsetDays: number | undefined;
+}
+
+/**
+ * Replaces the placeholders of a walk's output, in place. A date that cannot move by the
+ * offset (beyond year 1) is dropped, as the walk drops a date it cannot read.
+ */
+export function fillVaultValues(resource: Resource, values: VaultValues): void {
+  const resolve = (value: unknown): unknown => {
+    if (value instanceof PendingPseudonym) return values.pseudonymOf(value);
+    if (value instanceof PendingShiftedDate) {
+      try {
+        return value.resolve(values.dateOffsetDays!);
+      } catch {
+        return REMOVE;
+      }
+    }
+    if (typeof value === 'object' && value !== null) fill(value as Record<string, unknown> | unknown[]);
+    return value;
+  };
+  const fill = (holder: Record<string, unknown> | unknown[]): void => {
+    if (Array.isArray(holder)) {
+      for (let i = holder.length - 1; i >= 0; i--) {
+        const out = resolve(holder[i]);
+        if (out === REMOVE) holder.splice(i, 1);
+        else holder[i] = out;
+      }
+      return;
+    }
+    for (const key of Object.keys(holder)) {
+      const out = resolve(holder[key]);
+      if (out === REMOVE || (Array.isArray(out) && out.length === 0)) delete holder[key];
+      else holder[key] = out;
+    }
+  };
+  fill(resource as unknown as Record<string, unknown>);
 }
 type Outcome = unknown | typeof REMOVE;
 
@@ -78,11 +133,26 @@ interface Frame extends ElementFrame {
 
 /** What the walk needs from outside, per call. */
 export interface WalkServices {
-  vault: PseudonymVault | undefined;
   hashKey: Buffer | undefined;
-  /** Days every date of this resource's patient moves (dateShift), computed lazily. */
-  dateOffset: () => number;
   now: Date;
+}
+
+/** A walk's output and what remains to be resolved in it. */
+export interface WalkResult {
+  resource: Resource;
+  references: ReferenceSite[];
+  /** The placeholders of pseudonyms in `resource`, in walk order (a value may repeat). */
+  pseudonyms: PendingPseudonym[];
+  /** True when `resource` holds dates to move by the subject's offset. */
+  shiftsDates: boolean;
+}
+
+/** What one walk collects while it runs. */
+interface WalkState {
+  services: WalkServices;
+  references: ReferenceSite[];
+  pseudonyms: PendingPseudonym[];
+  shiftsDates: boolean;
 }
 
 /** A `reference` string found during the walk, to be rewritten once its id is resolved. */
@@ -119,14 +189,14 @@ export class MappingWalker {
    * The de-identified copy of `resource` (the input is not modified), and the references in it
    * that the caller must resolve. The resource's own `id` is the caller's (see Deidentifier).
    */
-  walk(resource: Resource, services: WalkServices): { resource: Resource; references: ReferenceSite[] } {
-    const references: ReferenceSite[] = [];
+  walk(resource: Resource, services: WalkServices): WalkResult {
+    const state: WalkState = { services, references: [], pseudonyms: [], shiftsDates: false };
     const root: Frame = {
       name: resource.resourceType, type: resource.resourceType, parent: null, isResource: true,
       node: this.types.resources.get(resource.resourceType),
     };
-    const out = this.walkChildren(resource, root, Infinity, null, services, references) as Resource;
-    return { resource: out, references };
+    const out = this.walkChildren(resource, root, Infinity, null, state) as Resource;
+    return { resource: out, references: state.references, pseudonyms: state.pseudonyms, shiftsDates: state.shiftsDates };
   }
 
   private firstMatch(frame: Frame, value: unknown, limit: number): MappingRule | undefined {
@@ -148,28 +218,28 @@ export class MappingWalker {
   }
 
   private visit(value: unknown, frame: Frame, limit: number, inherited: MappingRule | null,
-    services: WalkServices, references: ReferenceSite[]): Outcome {
+    state: WalkState): Outcome {
     const own = this.firstMatch(frame, value, limit);
     const rule = own ?? inherited;
-    if (!rule) return this.walkChildren(value, frame, limit, null, services, references);
+    if (!rule) return this.walkChildren(value, frame, limit, null, state);
     const inside = rule.index > 0 && this.earlierRuleMayMatchInside(frame, rule.index);
     switch (rule.method) {
       case 'keep':
-        return inside ? this.walkChildren(value, frame, rule.index, null, services, references) : value;
+        return inside ? this.walkChildren(value, frame, rule.index, null, state) : value;
       case 'redact':
-        return inside ? this.walkChildren(value, frame, rule.index, rule, services, references) : REMOVE;
+        return inside ? this.walkChildren(value, frame, rule.index, rule, state) : REMOVE;
       default: {
         // Earlier rules first, on the parts they match (an Identifier's period), then this
         // rule's method on what they left, so the method sees the final object.
-        const walked = inside ? this.walkChildren(value, frame, rule.index, null, services, references) : value;
-        return walked === REMOVE ? REMOVE : this.apply(rule, frame, walked, services, references);
+        const walked = inside ? this.walkChildren(value, frame, rule.index, null, state) : value;
+        return walked === REMOVE ? REMOVE : this.apply(rule, frame, walked, state);
       }
     }
   }
 
   /** Children of an object (or, for a primitive, the primitive itself under an inherited redact). */
   private walkChildren(value: unknown, frame: Frame, limit: number, inherited: MappingRule | null,
-    services: WalkServices, references: ReferenceSite[]): Outcome {
+    state: WalkState): Outcome {
     if (typeof value !== 'object' || value === null) return inherited ? REMOVE : value;
     const node = frame.node;
     if (!node) return inherited ? REMOVE : value;
@@ -194,11 +264,11 @@ export class MappingWalker {
         // A `_x` without its primitive `x` (only id/extensions): walk its extensions.
         if (!(key.slice(1) in input)) {
           if (Array.isArray(child)) {
-            const walked = child.map((c) => (c === null ? null : this.walkCompanion(c, frame, slot, limit, inherited, services, references)))
+            const walked = child.map((c) => (c === null ? null : this.walkCompanion(c, frame, slot, limit, inherited, state)))
               .map((c) => (c === REMOVE ? null : c));
             if (walked.some((c) => c !== null)) out[key] = walked;
           } else {
-            const walked = this.walkCompanion(child, frame, slot, limit, inherited, services, references);
+            const walked = this.walkCompanion(child, frame, slot, limit, inherited, state);
             if (walked !== REMOVE) out[key] = walked;
           }
         }
@@ -216,23 +286,23 @@ export class MappingWalker {
         const kept: unknown[] = [];
         const keptCompanions: unknown[] = [];
         child.forEach((item, i) => {
-          const result = this.visit(item, this.childFrame(frame, slot, item), limit, inherited, services, references);
+          const result = this.visit(item, this.childFrame(frame, slot, item), limit, inherited, state);
           if (result === REMOVE) return;
           kept.push(result);
           if (Array.isArray(companion)) {
             const c = companion[i] === null || companion[i] === undefined ? null
-              : this.walkCompanion(companion[i], frame, slot, limit, inherited, services, references);
+              : this.walkCompanion(companion[i], frame, slot, limit, inherited, state);
             keptCompanions.push(c === REMOVE ? null : c);
           }
         });
         if (kept.length > 0) out[key] = kept;
         if (kept.length > 0 && keptCompanions.some((c) => c !== null)) out[companionKey] = keptCompanions;
       } else {
-        const result = this.visit(child, this.childFrame(frame, slot, child), limit, inherited, services, references);
+        const result = this.visit(child, this.childFrame(frame, slot, child), limit, inherited, state);
         if (result === REMOVE) continue;
         out[key] = result;
         if (companion !== undefined) {
-          const c = this.walkCompanion(companion, frame, slot, limit, inherited, services, references);
+          const c = this.walkCompanion(companion, frame, slot, limit, inherited, state);
           if (c !== REMOVE) out[companionKey] = c;
         }
       }
@@ -262,9 +332,9 @@ export class MappingWalker {
 
   /** The `_x` companion of a primitive: its id and extensions (json.html#primitive). */
   private walkCompanion(value: unknown, parent: Frame, slot: ChildSlot, limit: number, inherited: MappingRule | null,
-    services: WalkServices, references: ReferenceSite[]): Outcome {
+    state: WalkState): Outcome {
     const frame: Frame = { name: slot.elementName, type: 'Element', parent, isResource: false, node: this.types.datatypes.get('Element') };
-    return this.walkChildren(value, frame, limit, inherited, services, references);
+    return this.walkChildren(value, frame, limit, inherited, state);
   }
 
   private childFrame(parent: Frame, slot: ChildSlot, value: unknown): Frame {
@@ -345,32 +415,41 @@ export class MappingWalker {
 
   // ------------------------------------------------------------------ methods
 
-  private apply(rule: MappingRule, frame: Frame, value: unknown, services: WalkServices, references: ReferenceSite[]): Outcome {
+  private apply(rule: MappingRule, frame: Frame, value: unknown, state: WalkState): Outcome {
     switch (rule.method) {
       case 'substitute':
         return structuredClone(rule.substitute);
       case 'pseudonymize':
-        return this.pseudonymize(rule, frame, value, services, references);
+        return this.pseudonymize(rule, frame, value, state);
       case 'cryptoHash':
-        return this.hash(frame, value, services);
-      case 'dateShift': {
-        const days = services.dateOffset();
-        return this.mapDates(value, frame, (v, type) => shiftDate(v, days, type));
-      }
+        return this.hash(frame, value, state.services);
+      case 'dateShift':
+        return this.mapDates(value, frame, (v, type) => {
+          // Checked now at both ends of the offsets the vault draws, so a date that could not
+          // move is dropped here, as one that cannot be read is.
+          shiftDate(v, -1, type);
+          shiftDate(v, -this.table.dateShiftMaxDays, type);
+          state.shiftsDates = true;
+          return new PendingShiftedDate(v, type);
+        }, (pending) => new PendingShiftedDate(pending.value, pending.type, pending.shifts + 1, pending.after));
       case 'generalize':
-        return this.generalize(rule, frame, value, services);
+        return this.generalize(rule, frame, value, state.services);
       default:
         return value;
     }
   }
 
-  private pseudonymize(rule: MappingRule, frame: Frame, value: unknown, services: WalkServices, references: ReferenceSite[]): Outcome {
-    const vault = services.vault!;
+  private pseudonymize(rule: MappingRule, frame: Frame, value: unknown, state: WalkState): Outcome {
+    const pending = (domain: string, real: string) => {
+      const placeholder = new PendingPseudonym(domain, real);
+      state.pseudonyms.push(placeholder);
+      return placeholder;
+    };
     if (sameType(frame.type, 'Identifier')) {
       const identifier = { ...(value as Record<string, unknown>) };
       if (typeof identifier.value === 'string') {
         const domain = rule.domain ?? (typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN);
-        identifier.value = pseudonymOf(vault, domain, identifier.value);
+        identifier.value = pending(domain, identifier.value);
       }
       // An assigner's name is free text; the assigner reference is handled by the Reference rule.
       return identifier;
@@ -383,7 +462,7 @@ export class MappingWalker {
         const identifier = { ...(reference.identifier as Record<string, unknown>) };
         if (typeof identifier.value === 'string') {
           const domain = typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN;
-          identifier.value = pseudonymOf(vault, domain, identifier.value);
+          identifier.value = pending(domain, identifier.value);
         }
         reference.identifier = identifier;
       }
@@ -394,7 +473,7 @@ export class MappingWalker {
           // Local (contained) and bundle-local references carry no client id.
         } else if (match) {
           const [, base = '', type, id, history = ''] = match;
-          references.push({ holder: reference, resourceType: type!, id: id!, rebuild: (newId) => `${base}${type}/${newId}${history}` });
+          state.references.push({ holder: reference, resourceType: type!, id: id!, rebuild: (newId) => `${base}${type}/${newId}${history}` });
         } else if (/^[A-Z][A-Za-z]+[/?]/.test(text)) {
           // A conditional reference outside a transaction (`Patient?identifier=…`), or a relative
           // reference whose id is not an R4 id: the client's mistake, and its text may be an
@@ -410,7 +489,7 @@ export class MappingWalker {
       // many references are required (Observation.subject in profiles, Encounter.location.location).
       return Object.keys(reference).length === 0 ? maskedElement() : reference;
     }
-    if (typeof value === 'string') return pseudonymOf(vault, rule.domain ?? rule.path.source, value);
+    if (typeof value === 'string') return pending(rule.domain ?? rule.path.source, value);
     // Numbers and booleans carry no identifier text; a complex type without a pseudonym form is redacted.
     return typeof value === 'object' ? REMOVE : value;
   }
@@ -455,8 +534,14 @@ export class MappingWalker {
    * and end, a Timing's events). A value that is not a valid date of its type is dropped rather
    * than kept as it came.
    */
-  private mapDates(value: unknown, frame: Frame, fn: (value: string, type: FhirDateType) => string): Outcome {
+  private mapDates(value: unknown, frame: Frame, fn: (value: string, type: FhirDateType) => unknown,
+    onPending?: (pending: PendingShiftedDate) => PendingShiftedDate): Outcome {
     if (DATE_TYPES.has(frame.type)) {
+      if (value instanceof PendingShiftedDate) {
+        // An earlier dateShift rule moved this date: this rule applies to the moved date.
+        return onPending ? onPending(value)
+          : new PendingShiftedDate(value.value, value.type, value.shifts, [...value.after, fn as (v: string, t: FhirDateType) => string]);
+      }
       if (typeof value !== 'string') return value;
       try {
         return fn(value, frame.type as FhirDateType);
@@ -473,7 +558,7 @@ export class MappingWalker {
         out[key] = child;
         continue;
       }
-      const mapOne = (item: unknown) => this.mapDates(item, this.childFrame(frame, slot, item), fn);
+      const mapOne = (item: unknown) => this.mapDates(item, this.childFrame(frame, slot, item), fn, onPending);
       if (Array.isArray(child)) {
         const mapped = child.map(mapOne).filter((c) => c !== REMOVE);
         if (mapped.length > 0) out[key] = mapped;

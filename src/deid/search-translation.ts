@@ -7,7 +7,7 @@
  * still works.
  */
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
-import type { PseudonymVault } from './deid-types.js';
+import { lookupOne, type PseudonymVault } from './deid-types.js';
 import { NO_SYSTEM_DOMAIN } from './deidentifier.js';
 import type { MappingTable } from './mapping-table.js';
 import { cryptoHash } from './value-transforms.js';
@@ -21,7 +21,7 @@ export interface SearchTranslationOptions {
   vault: PseudonymVault | { unavailable: string };
   hashKey: Buffer | { unavailable: string };
   /** The stored id of a client's id (the vault's pseudonym, or the id itself). */
-  storedIdForRead: (resourceType: string, id: string) => string;
+  storedIdForRead: (resourceType: string, id: string) => Promise<string>;
 }
 
 export class SearchValueTranslator {
@@ -33,11 +33,13 @@ export class SearchValueTranslator {
    * Lookup only: a search never creates a pseudonym. Values the vault does not know are kept, so
    * searching by a pseudonym or a server-assigned id still works.
    */
-  translate(resourceType: string | null, entries: [string, string][]): [string, string][] {
-    return entries.map(([name, value]) => [name, this.translateSearchValue(resourceType, name, value)]);
+  async translate(resourceType: string | null, entries: [string, string][]): Promise<[string, string][]> {
+    const out: [string, string][] = [];
+    for (const [name, value] of entries) out.push([name, await this.translateSearchValue(resourceType, name, value)]);
+    return out;
   }
 
-  private translateSearchValue(resourceType: string | null, name: string, value: string): string {
+  private async translateSearchValue(resourceType: string | null, name: string, value: string): Promise<string> {
     const target = this.finalParameter(resourceType, name);
     if (!target) return value;
     const { type, code, modifier } = target;
@@ -50,18 +52,18 @@ export class SearchValueTranslator {
       return mapOrValues(value, (v) => this.translateIdentifierToken(type, v));
     }
     if (!this.options.table.pseudonymizesIds || type === null) return value;
-    if (code === '_id') return mapOrValues(value, (v) => [this.options.storedIdForRead(type, v)]);
+    if (code === '_id') return mapOrValues(value, async (v) => [await this.options.storedIdForRead(type, v)]);
     const definition = this.options.registry.get(type, code);
     // A reference value with no modifier, a type modifier, or the hierarchy modifiers names an id.
     const typed = modifier !== undefined && /^[A-Z]/.test(modifier);
     if (definition?.type !== 'reference' || (modifier !== undefined && !typed && modifier !== 'below' && modifier !== 'above')) return value;
     const targets = typed ? [modifier] : definition.targets;
-    return mapOrValues(value, (v) => {
+    return mapOrValues(value, async (v) => {
       const literal = /^(.*?\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
-      if (literal) return [`${literal[1] ?? ''}${literal[2]}/${this.options.storedIdForRead(literal[2]!, literal[3]!)}`];
+      if (literal) return [`${literal[1] ?? ''}${literal[2]}/${await this.options.storedIdForRead(literal[2]!, literal[3]!)}`];
       // A bare id: whichever target type knows it.
       for (const t of targets) {
-        const stored = this.options.storedIdForRead(t, v);
+        const stored = await this.options.storedIdForRead(t, v);
         if (stored !== v) return [stored];
       }
       return [v];
@@ -99,7 +101,7 @@ export class SearchValueTranslator {
   }
 
   /** `[type system]|[type code]|[value]` → the same with the value's pseudonyms, in any domain. */
-  private translateOfTypeToken(resourceType: string | null, token: string): string[] {
+  private async translateOfTypeToken(resourceType: string | null, token: string): Promise<string[]> {
     const vault = this.options.vault;
     const first = indexOfUnescaped(token, '|');
     const second = first === -1 ? -1 : first + 1 + indexOfUnescaped(token.slice(first + 1), '|');
@@ -109,11 +111,11 @@ export class SearchValueTranslator {
     const rule = this.identifierRule(resourceType);
     if (rule === 'cryptoHash' && Buffer.isBuffer(this.options.hashKey)) return [`${prefix}${cryptoHashOf(value, this.options.hashKey)}`];
     if (rule !== 'pseudonymize' || 'unavailable' in vault || value === '') return [token];
-    return [token, ...vault.lookupInAnyDomain(unescapeSearchValue(value)).map((p) => `${prefix}${p.pseudonym}`)];
+    return [token, ...(await vault.lookupInAnyDomain(unescapeSearchValue(value))).map((p) => `${prefix}${p.pseudonym}`)];
   }
 
   /** `system|value` or `value` → the stored token(s), found by the rule that stores identifiers. */
-  private translateIdentifierToken(resourceType: string | null, token: string): string[] {
+  private async translateIdentifierToken(resourceType: string | null, token: string): Promise<string[]> {
     const vault = this.options.vault;
     const bar = indexOfUnescaped(token, '|');
     const system = bar === -1 ? undefined : token.slice(0, bar);
@@ -125,11 +127,11 @@ export class SearchValueTranslator {
     }
     if (rule !== 'pseudonymize' || 'unavailable' in vault) return [token];
     if (system !== undefined) {
-      const pseudonym = vault.lookup(system === '' ? NO_SYSTEM_DOMAIN : system, unescapeSearchValue(value));
+      const pseudonym = await lookupOne(vault, system === '' ? NO_SYSTEM_DOMAIN : system, unescapeSearchValue(value));
       return [pseudonym === undefined ? token : `${system}|${pseudonym}`];
     }
     // No system: every domain the value is known in (search.html#token: value alone matches any system).
-    const found = vault.lookupInAnyDomain(unescapeSearchValue(value)).map((p) => `${p.domain === NO_SYSTEM_DOMAIN ? '' : p.domain}|${p.pseudonym}`);
+    const found = (await vault.lookupInAnyDomain(unescapeSearchValue(value))).map((p) => `${p.domain === NO_SYSTEM_DOMAIN ? '' : p.domain}|${p.pseudonym}`);
     return [token, ...found];
   }
 
@@ -160,7 +162,7 @@ function indexOfUnescaped(text: string, char: string): number {
 }
 
 /** Applies `fn` to each comma-separated alternative (search.html#escaping: `\,` is not a separator). */
-function mapOrValues(value: string, fn: (v: string) => string[]): string {
+async function mapOrValues(value: string, fn: (v: string) => Promise<string[]>): Promise<string> {
   const parts: string[] = [];
   let start = 0;
   for (let i = 0; i < value.length; i++) {
@@ -171,7 +173,9 @@ function mapOrValues(value: string, fn: (v: string) => string[]): string {
     }
   }
   parts.push(value.slice(start));
-  return parts.flatMap(fn).join(',');
+  const out: string[] = [];
+  for (const part of parts) out.push(...await fn(part));
+  return out.join(',');
 }
 
 /** search.html#escaping: the vault holds values, not their escaped search form. */

@@ -23,17 +23,17 @@
  * The HMAC labels "any" and "date-offset" may equal a domain name; that is harmless, because each
  * kind of hash is only ever compared within its own column.
  *
- * Durability: every write is one autocommit statement, durable when the call returns, before the
- * clinical write that uses the pseudonym commits. The default is synchronous=FULL (an fsync of the
- * WAL per new pair): a pair lost on power loss while the clinical row survived would leave that
- * row's pseudonym unrevealable and give the same person a second pseudonym. New pairs are rare
- * next to lookups, which never write.
+ * Durability: the new pairs of a batch (pseudonymizeMany: one resource's identifiers) are one
+ * transaction, durable when the promise resolves, before the clinical write that uses them
+ * commits. The default is synchronous=FULL (an fsync of the WAL per transaction): a pair lost on
+ * power loss while the clinical row survived would leave that row's pseudonym unrevealable and
+ * give the same person a second pseudonym. Lookups never write.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { VaultUnavailableError, type PseudonymVault } from './deid-types.js';
+import { VaultUnavailableError, yieldToEventLoop, type PseudonymVault, type VaultEntryKey } from './deid-types.js';
 
 type Db = Database.Database;
 type Statement<P extends unknown[], R = unknown> = Database.Statement<P, R>;
@@ -90,6 +90,25 @@ function checkText(what: string, value: string): void {
   if (LONE_SURROGATE.test(value)) throw new RangeError(`Pseudonym vault: ${what} is not well-formed Unicode`);
 }
 
+function checkKey(key: VaultEntryKey, what: string): void {
+  checkDomain(key.domain);
+  checkText(what, key.value);
+}
+
+/** A pair of a pseudonymizeMany batch: its lookup hash, and its pseudonym once found or stored. */
+interface PendingPair {
+  domain: string;
+  real: string;
+  lookupHash: Buffer;
+  pseudonym: string | undefined;
+}
+
+/**
+ * Keys per chunk of a batch: each costs one or two HMACs and an indexed read (an AES-GCM seal
+ * when new), a few microseconds; a chunk then holds the event loop for a few milliseconds.
+ */
+const CHUNK = 512;
+
 function checkDomain(domain: string): void {
   checkText('the domain', domain);
   if (domain === '') throw new RangeError('Pseudonym vault: the domain is empty');
@@ -101,6 +120,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
   private readonly encKey: crypto.KeyObject;
   private readonly macKey: crypto.KeyObject;
   private closed = false;
+  private writeTransactionCount = 0;
 
   // Prepared once (better-sqlite3 statements are reusable and cheap to run).
   private readonly selectPseudonym: Statement<[Buffer], string>;
@@ -164,42 +184,90 @@ export class SqlitePseudonymVault implements PseudonymVault {
     }
   }
 
-  pseudonymize(domain: string, real: string): string {
-    checkDomain(domain);
-    checkText('the value', real);
-    const lookupHash = this.mac(domain + SEP + real);
-    try {
-      const existing = this.selectPseudonym.get(lookupHash);
-      if (existing !== undefined) return existing;
-      const valueHash = this.mac('any' + SEP + real);
-      // A UUID collision within a domain (probability ~2^-122 per pair) loses the insert to the
-      // unique index; a fresh UUID then wins. Three attempts are beyond any real need.
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const pseudonym = crypto.randomUUID();
-        this.insertPair.run(lookupHash, valueHash, domain, pseudonym, this.seal(real, pairAad(domain, pseudonym)));
-        // Re-select rather than trust our own insert: if another writer won the race, its
-        // pseudonym is the one in the file, and the one every caller must get.
-        const stored = this.selectPseudonym.get(lookupHash);
-        if (stored !== undefined) return stored;
+  async lookupMany(keys: readonly VaultEntryKey[]): Promise<(string | undefined)[]> {
+    for (const key of keys) checkKey(key, 'the value');
+    const answers: (string | undefined)[] = new Array(keys.length);
+    for (let start = 0; start < keys.length; start += CHUNK) {
+      if (start > 0) await yieldToEventLoop();
+      const end = Math.min(keys.length, start + CHUNK);
+      try {
+        for (let i = start; i < end; i++) answers[i] = this.selectPseudonym.get(this.lookupHash(keys[i]!));
+      } catch (err) {
+        throw this.failure('looking up values', err);
       }
-    } catch (err) {
-      throw this.failure(`storing a pair in domain ${domain}`, err);
     }
-    throw new VaultUnavailableError(`Pseudonym vault: could not store a pair in domain ${domain}`);
+    return answers;
   }
 
-  lookup(domain: string, real: string): string | undefined {
-    checkDomain(domain);
-    checkText('the value', real);
-    const lookupHash = this.mac(domain + SEP + real);
-    try {
-      return this.selectPseudonym.get(lookupHash);
-    } catch (err) {
-      throw this.failure(`looking up a value in domain ${domain}`, err);
+  /**
+   * Lookups first (chunked, no write); then the pairs still missing are sealed in chunks, the
+   * event loop free between them, and written in ONE transaction: one WAL fsync for the batch,
+   * however many pairs it holds.
+   */
+  async pseudonymizeMany(keys: readonly VaultEntryKey[]): Promise<string[]> {
+    for (const key of keys) checkKey(key, 'the value');
+    const unique = new Map<string, PendingPair>();
+    for (const key of keys) {
+      const id = key.domain + SEP + key.value;
+      if (!unique.has(id)) unique.set(id, { domain: key.domain, real: key.value, lookupHash: Buffer.alloc(0), pseudonym: undefined });
     }
+    const pairs = [...unique.values()];
+    for (let start = 0; start < pairs.length; start += CHUNK) {
+      if (start > 0) await yieldToEventLoop();
+      try {
+        for (const pair of pairs.slice(start, start + CHUNK)) {
+          pair.lookupHash = this.mac(pair.domain + SEP + pair.real);
+          pair.pseudonym = this.selectPseudonym.get(pair.lookupHash);
+        }
+      } catch (err) {
+        throw this.failure('looking up values', err);
+      }
+    }
+    let missing = pairs.filter((p) => p.pseudonym === undefined);
+    // A UUID collision within a domain (probability ~2^-122 per pair) loses the insert to the
+    // unique index; a fresh UUID then wins. Three rounds are beyond any real need.
+    for (let round = 0; round < 3 && missing.length > 0; round++) {
+      const rows: [Buffer, Buffer, string, string, Buffer][] = [];
+      for (let start = 0; start < missing.length; start += CHUNK) {
+        if (start > 0 || round > 0) await yieldToEventLoop();
+        for (const pair of missing.slice(start, start + CHUNK)) {
+          const pseudonym = crypto.randomUUID();
+          rows.push([pair.lookupHash, this.mac('any' + SEP + pair.real), pair.domain, pseudonym, this.seal(pair.real, pairAad(pair.domain, pseudonym))]);
+        }
+      }
+      try {
+        this.insertPairs(rows, missing);
+      } catch (err) {
+        throw this.failure(`storing ${missing.length} pairs`, err);
+      }
+      missing = missing.filter((p) => p.pseudonym === undefined);
+    }
+    if (missing.length > 0) throw new VaultUnavailableError(`Pseudonym vault: could not store a pair in domain ${missing[0]!.domain}`);
+    return keys.map((key) => unique.get(key.domain + SEP + key.value)!.pseudonym!);
   }
 
-  lookupInAnyDomain(real: string): { domain: string; pseudonym: string }[] {
+  /** Synchronous on purpose: one SQLite transaction cannot span event-loop turns safely. */
+  private insertPairs(rows: [Buffer, Buffer, string, string, Buffer][], pairs: PendingPair[]): void {
+    this.db.transaction(() => {
+      for (const row of rows) this.insertPair.run(...row);
+      // Re-select rather than trust our own inserts: if another writer won a race, its
+      // pseudonym is the one in the file, and the one every caller must get.
+      for (const pair of pairs) pair.pseudonym = this.selectPseudonym.get(pair.lookupHash);
+    }).immediate();
+    this.writeTransactionCount++;
+  }
+
+  async revealMany(keys: readonly VaultEntryKey[]): Promise<(string | undefined)[]> {
+    for (const key of keys) checkKey(key, 'the pseudonym');
+    const answers: (string | undefined)[] = new Array(keys.length);
+    for (let start = 0; start < keys.length; start += CHUNK) {
+      if (start > 0) await yieldToEventLoop();
+      for (let i = start; i < Math.min(keys.length, start + CHUNK); i++) answers[i] = this.reveal(keys[i]!.domain, keys[i]!.value);
+    }
+    return answers;
+  }
+
+  async lookupInAnyDomain(real: string): Promise<{ domain: string; pseudonym: string }[]> {
     checkText('the value', real);
     const valueHash = this.mac('any' + SEP + real);
     try {
@@ -209,9 +277,16 @@ export class SqlitePseudonymVault implements PseudonymVault {
     }
   }
 
-  reveal(domain: string, pseudonym: string): string | undefined {
-    checkDomain(domain);
-    checkText('the pseudonym', pseudonym);
+  /** Write transactions committed by this connection (pairs and date offsets), for tests and diagnostics. */
+  get writeTransactions(): number {
+    return this.writeTransactionCount;
+  }
+
+  private lookupHash(key: VaultEntryKey): Buffer {
+    return this.mac(key.domain + SEP + key.value);
+  }
+
+  private reveal(domain: string, pseudonym: string): string | undefined {
     let row: { lookup_hash: Buffer; value_hash: Buffer; sealed: Buffer } | undefined;
     try {
       row = this.selectByPseudonym.get(domain, pseudonym);
@@ -230,7 +305,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
     return real;
   }
 
-  dateOffsetDays(subject: string, maxDays: number): number {
+  async dateOffsetDays(subject: string, maxDays: number): Promise<number> {
     checkText('the subject', subject);
     if (!Number.isSafeInteger(maxDays) || maxDays < 1) {
       throw new RangeError('Pseudonym vault: maxDays must be a positive integer');
@@ -247,6 +322,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
         const plain = Buffer.alloc(4);
         plain.writeInt32BE(offset);
         this.insertOffset.run(subjectHash, this.sealBytes(plain, offsetAad(subjectHash)));
+        this.writeTransactionCount++;
         sealed = this.selectOffset.get(subjectHash); // the winner's offset, as in pseudonymize
         if (sealed === undefined) throw new VaultUnavailableError('Pseudonym vault: could not store a date offset');
       }
@@ -258,7 +334,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
     }
   }
 
-  knownDateOffsetDays(subject: string): number | undefined {
+  async knownDateOffsetDays(subject: string): Promise<number | undefined> {
     checkText('the subject', subject);
     const subjectHash = this.mac('date-offset' + SEP + subject);
     try {
@@ -275,7 +351,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
     return plain.readInt32BE(0);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {

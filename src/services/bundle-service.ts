@@ -207,7 +207,7 @@ export class BundleService {
       const type = interaction.resourceType!;
       let id: string | undefined;
       if (interaction.id !== undefined) {
-        id = this.resources.deidentification.storedIdForRead(type, interaction.id);
+        id = await this.resources.deidentification.storedIdForRead(type, interaction.id);
       } else {
         const matches = await located(index, () => this.resources.conditionalMatches(store, type, interaction.rawQuery, 2, guard));
         if (matches.length === 1) id = matches[0]!.id;

@@ -51,7 +51,7 @@ export class DeidService {
       const deid = this.resources.deidentification;
       if (!deid.table) throw FhirError.notSupported('Nothing to re-identify: this server stores data as sent (DEID_MAPPING=none)', 400);
       const stored = await this.resources.read(request.resourceType, request.id);
-      const restored = deid.reidentify(JSON.parse(stored.json!) as Resource);
+      const restored = await deid.reidentify(JSON.parse(stored.json!) as Resource);
       await this.audit(request, principal, '0', 'Re-identified', stored.id);
       return restored;
     } catch (error) {

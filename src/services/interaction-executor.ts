@@ -80,12 +80,12 @@ export class InteractionExecutor {
   }
 
   /** http.html#read: `_summary` and `_elements` shape a read as they shape a search's matches. */
-  private readable(interaction: Interaction, version: StoredVersion, context: RequestContext): InteractionResult {
+  private async readable(interaction: Interaction, version: StoredVersion, context: RequestContext): Promise<InteractionResult> {
     // Not allowed reads as absent: a 404 says nothing about what exists (SMART: no leak by error).
     if (this.deps.policy !== ALLOW_ALL && !this.deps.policy.mayAccess(JSON.parse(version.json!) as Resource, 'read', context)) {
       throw FhirError.notFound(`No ${version.resourceType} with this id exists`);
     }
-    const shaped = interaction.query.length === 0 ? version : this.deps.search.shapeForRead(version, interaction.query);
+    const shaped = interaction.query.length === 0 ? version : await this.deps.search.shapeForRead(version, interaction.query);
     return { kind: 'version', status: 200, version: shaped };
   }
 

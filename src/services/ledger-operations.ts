@@ -18,9 +18,9 @@ import type { OperationDefinition } from './operation-registry.js';
 import type { ResourceService } from './resource-service.js';
 
 export function ledgerOperations(verifier: LedgerVerifier, resources: ResourceService): OperationDefinition[] {
-  const storedTarget = (interaction: Interaction) => ({
+  const storedTarget = async (interaction: Interaction) => ({
     type: interaction.resourceType!,
-    id: resources.deidentification.storedIdForRead(interaction.resourceType!, interaction.id!),
+    id: await resources.deidentification.storedIdForRead(interaction.resourceType!, interaction.id!),
   });
   return [
     {
@@ -49,7 +49,7 @@ export function ledgerOperations(verifier: LedgerVerifier, resources: ResourceSe
     {
       name: 'verify', levels: ['instance', 'version'], methods: ['GET'],
       async run(interaction) {
-        const { type, id } = storedTarget(interaction);
+        const { type, id } = await storedTarget(interaction);
         if (interaction.operation!.level === 'instance') {
           const versions = await verifier.verifyResource(type, id);
           if (!versions) throw FhirError.notFound(`No ${type} with this id is known`);

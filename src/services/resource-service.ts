@@ -331,7 +331,7 @@ export class ResourceService {
   async planPatch(resourceType: string, id: string, operations: unknown, ifMatch: string | undefined, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertValidId(id);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
-    const storedId = this.deid.storedIdForRead(resourceType, id);
+    const storedId = await this.deid.storedIdForRead(resourceType, id);
     const current = await this.readExisting(options.reader ?? this.store, resourceType, storedId);
     this.checkIfMatch(expectedVersion, current);
     return this.patchPlan(current, operations, options);
@@ -361,7 +361,7 @@ export class ResourceService {
 
   async planDelete(resourceType: string, clientId: string, ifMatch: string | undefined, options: PlanOptions = {}): Promise<WritePlan> {
     this.assertValidId(clientId);
-    const id = this.deid.storedIdForRead(resourceType, clientId);
+    const id = await this.deid.storedIdForRead(resourceType, clientId);
     const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     return {
       resourceType, id,
@@ -521,21 +521,21 @@ export class ResourceService {
   /** http.html#read: unknown → 404, deleted → 410. */
   async read(resourceType: string, id: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
-    return this.readExisting(reader, resourceType, this.deid.storedIdForRead(resourceType, id));
+    return this.readExisting(reader, resourceType, await this.deid.storedIdForRead(resourceType, id));
   }
 
   /** http.html#vread: a deleted version → 410. */
   async vread(resourceType: string, id: string, versionId: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
     if (!/^\d{1,15}$/.test(versionId)) throw FhirError.notFound(`This ${resourceType} version does not exist`);
-    const version = await reader.readVersion(resourceType, this.deid.storedIdForRead(resourceType, id), Number(versionId));
+    const version = await reader.readVersion(resourceType, await this.deid.storedIdForRead(resourceType, id), Number(versionId));
     if (!version) throw FhirError.notFound(`This ${resourceType} version does not exist`);
     if (version.deleted) throw FhirError.gone(`This ${resourceType} version is a deletion`);
     return version;
   }
 
-  parseSearch(resourceType: string | null, entries: Iterable<[string, string]>, options: SearchOptions): ParsedSearch {
-    return parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, [...entries]), this.registry, {
+  async parseSearch(resourceType: string | null, entries: Iterable<[string, string]>, options: SearchOptions): Promise<ParsedSearch> {
+    return parseSearchQuery(resourceType, await this.deid.translateSearch(resourceType, [...entries]), this.registry, {
       defaultCount: this.options.defaultPageSize,
       maxCount: this.options.maxPageSize,
       strict: options.strict,
@@ -564,7 +564,7 @@ export class ResourceService {
     const offset = params.offset === undefined ? 0 : this.nonNegativeInt('_offset', params.offset);
     const page = await reader.history({
       ...(params.resourceType !== undefined ? { resourceType: params.resourceType } : {}),
-      ...(params.id !== undefined ? { id: this.deid.storedIdForRead(params.resourceType ?? '', params.id) } : {}),
+      ...(params.id !== undefined ? { id: await this.deid.storedIdForRead(params.resourceType ?? '', params.id) } : {}),
       ...(since !== undefined ? { since } : {}),
       count, offset,
     });
@@ -591,7 +591,7 @@ export class ResourceService {
     }
     const entries = [...new URLSearchParams(query)];
     if (entries.length === 0) throw FhirError.badRequest('A conditional operation needs search criteria');
-    const parsed = parseSearchQuery(resourceType, this.deid.translateSearch(resourceType, entries), this.registry, {
+    const parsed = parseSearchQuery(resourceType, await this.deid.translateSearch(resourceType, entries), this.registry, {
       defaultCount: limit, maxCount: limit, strict: true,
       ...(this.options.searchLimits ? { limits: this.options.searchLimits } : {}),
     });
@@ -599,7 +599,7 @@ export class ResourceService {
     parsed.query.offset = 0;
     parsed.query.total = 'none';
     parsed.query.countOnly = false;
-    this.restrictSearch(parsed.query, guard?.searchRestriction(resourceType));
+    await this.restrictSearch(parsed.query, guard?.searchRestriction(resourceType));
     return (await t.search(parsed.query)).versions;
   }
 
@@ -607,10 +607,10 @@ export class ResourceService {
    * ANDs an access policy's restriction into a search (auth/access-policy.ts): its criteria are
    * parsed like the client's own; its compartment becomes `accessCompartment`.
    */
-  restrictSearch(query: SearchQuery, restriction: SearchRestriction | undefined): void {
+  async restrictSearch(query: SearchQuery, restriction: SearchRestriction | undefined): Promise<void> {
     if (!restriction) return;
     if (restriction.criteria.length > 0) {
-      const parsed = parseSearchQuery(query.resourceType, this.deid.translateSearch(query.resourceType, restriction.criteria), this.registry, {
+      const parsed = parseSearchQuery(query.resourceType, await this.deid.translateSearch(query.resourceType, restriction.criteria), this.registry, {
         defaultCount: 1, maxCount: 1, strict: true,
       });
       query.criteria.push(...parsed.query.criteria);

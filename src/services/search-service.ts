@@ -54,10 +54,10 @@ export class SearchService {
 
   /** The searchset Bundle as JSON text, ready to send (stored resources are not re-serialized). */
   async searchBundleJson(request: SearchRequest, reader?: StoreReader): Promise<string> {
-    const parsed = this.resources.parseSearch(request.resourceType, request.entries, { strict: request.strict, baseUrl: request.baseUrl });
-    if (request.compartment) this.restrictToCompartment(parsed.query, request.compartment);
+    const parsed = await this.resources.parseSearch(request.resourceType, request.entries, { strict: request.strict, baseUrl: request.baseUrl });
+    if (request.compartment) await this.restrictToCompartment(parsed.query, request.compartment);
     const access = request.access;
-    if (access) this.resources.restrictSearch(parsed.query, access.restriction(parsed.query.resourceType));
+    if (access) await this.resources.restrictSearch(parsed.query, access.restriction(parsed.query.resourceType));
     const page = await this.resources.search(parsed, reader);
     // The restriction was ANDed into the query; this filter is the second line of defence.
     if (access) page.versions = page.versions.filter((v) => access.mayReturn(JSON.parse(v.json!) as Resource));
@@ -87,10 +87,10 @@ export class SearchService {
    * (tagged SUBSETTED). The version as stored when neither is given; a 400 for a value the
    * search parser refuses, and for `_summary=count`, which only a search can answer.
    */
-  shapeForRead(version: StoredVersion, entries: [string, string][]): StoredVersion {
+  async shapeForRead(version: StoredVersion, entries: [string, string][]): Promise<StoredVersion> {
     const wanted = entries.filter(([name]) => name === '_summary' || name === '_elements');
     if (wanted.length === 0 || version.json === null) return version;
-    const parsed = this.resources.parseSearch(version.resourceType, wanted, { strict: true, baseUrl: '' });
+    const parsed = await this.resources.parseSearch(version.resourceType, wanted, { strict: true, baseUrl: '' });
     if (parsed.query.countOnly) throw FhirError.badRequest('_summary=count applies to searches, not to a read', 'invalid');
     if (parsed.result.summary === 'false' && parsed.result.elements === undefined) return version;
     const shaped = shapeResource(JSON.parse(version.json) as Resource, parsed.result.summary, parsed.result.elements, this.summaries);
@@ -98,7 +98,7 @@ export class SearchService {
   }
 
   /** R4 http.html#search compartments: `Patient/{id}/Observation`. */
-  private restrictToCompartment(query: SearchQuery, compartment: { ownerType: string; ownerId: string }): void {
+  private async restrictToCompartment(query: SearchQuery, compartment: { ownerType: string; ownerId: string }): Promise<void> {
     if (compartment.ownerType !== 'Patient') throw FhirError.notSupported('Only the Patient compartment is supported', 404);
     const type = query.resourceType!;
     const params = patientCompartmentParams(type)
@@ -106,7 +106,7 @@ export class SearchService {
       .filter((p): p is NonNullable<typeof p> => p !== undefined && p.type === 'reference');
     if (params.length === 0) throw FhirError.badRequest(`${type} is not in the Patient compartment`, 'not-supported');
     // The owner's id as stored: an EHR's own patient id goes through the vault (deid/).
-    const ownerId = this.resources.deidentification.storedIdForRead(compartment.ownerType, compartment.ownerId);
+    const ownerId = await this.resources.deidentification.storedIdForRead(compartment.ownerType, compartment.ownerId);
     query.compartment = { ...compartment, ownerId, params };
   }
 
@@ -170,7 +170,7 @@ export class SearchService {
       }],
       sort: [], count: MAX_INCLUDED, offset: 0, total: 'none', countOnly: false,
     };
-    if (access) this.resources.restrictSearch(query, access.restriction(query.resourceType));
+    if (access) await this.resources.restrictSearch(query, access.restriction(query.resourceType));
     return (await reader.search(query)).versions;
   }
 }

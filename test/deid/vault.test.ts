@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { VaultUnavailableError } from '../../src/deid/deid-types.js';
+import { lookupOne, pseudonymizeOne, revealOne, VaultUnavailableError } from '../../src/deid/deid-types.js';
 import { loadVaultKey } from '../../src/deid/vault-key.js';
 import { SqlitePseudonymVault, VAULT_SCHEMA_VERSION } from '../../src/deid/vault.js';
 
@@ -29,6 +29,16 @@ function thrown(fn: () => unknown): Error {
   expect.fail('expected an error');
 }
 
+/** The error `promise` rejects with (fails the test if it resolves). */
+async function rejected(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  expect.fail('expected a rejection');
+}
+
 describe('SqlitePseudonymVault', () => {
   let dir: string;
   let file: string;
@@ -44,93 +54,93 @@ describe('SqlitePseudonymVault', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('gives the same pseudonym to the same value, also after close and reopen', () => {
+  it('gives the same pseudonym to the same value, also after close and reopen', async () => {
     const vault = open();
-    const p1 = vault.pseudonymize(MRN, 'MRN-0001');
-    expect(vault.pseudonymize(MRN, 'MRN-0001')).to.equal(p1);
-    expect(vault.lookup(MRN, 'MRN-0001')).to.equal(p1);
-    vault.close();
+    const p1 = await pseudonymizeOne(vault, MRN, 'MRN-0001');
+    expect(await pseudonymizeOne(vault, MRN, 'MRN-0001')).to.equal(p1);
+    expect(await lookupOne(vault, MRN, 'MRN-0001')).to.equal(p1);
+    await vault.close();
 
     const again = open();
-    expect(again.pseudonymize(MRN, 'MRN-0001')).to.equal(p1);
-    expect(again.lookup(MRN, 'MRN-0001')).to.equal(p1);
-    expect(again.reveal(MRN, p1)).to.equal('MRN-0001');
-    again.close();
+    expect(await pseudonymizeOne(again, MRN, 'MRN-0001')).to.equal(p1);
+    expect(await lookupOne(again, MRN, 'MRN-0001')).to.equal(p1);
+    expect(await revealOne(again, MRN, p1)).to.equal('MRN-0001');
+    await again.close();
   });
 
-  it('gives different pseudonyms in different domains and to different values', () => {
+  it('gives different pseudonyms in different domains and to different values', async () => {
     const vault = open();
-    const inMrn = vault.pseudonymize(MRN, '123-45-6789');
-    const inSsn = vault.pseudonymize(SSN, '123-45-6789');
-    const other = vault.pseudonymize(MRN, '123-45-6780');
+    const inMrn = await pseudonymizeOne(vault, MRN, '123-45-6789');
+    const inSsn = await pseudonymizeOne(vault, SSN, '123-45-6789');
+    const other = await pseudonymizeOne(vault, MRN, '123-45-6780');
     expect(inMrn).to.not.equal(inSsn);
     expect(other).to.not.equal(inMrn);
-    expect(vault.reveal(MRN, inSsn)).to.equal(undefined); // a pseudonym belongs to its domain
-    vault.close();
+    expect(await revealOne(vault, MRN, inSsn)).to.equal(undefined); // a pseudonym belongs to its domain
+    await vault.close();
   });
 
-  it('makes random UUID v4 pseudonyms, not derived from the value or the key', () => {
+  it('makes random UUID v4 pseudonyms, not derived from the value or the key', async () => {
     const a = open();
     const b = open({ file: path.join(dir, 'other', 'vault.db') });
     const seen = new Set<string>();
     for (let i = 0; i < 50; i++) {
-      const pa = a.pseudonymize('id:Patient', `patient-${i}`);
-      const pb = b.pseudonymize('id:Patient', `patient-${i}`);
+      const pa = await pseudonymizeOne(a, 'id:Patient', `patient-${i}`);
+      const pb = await pseudonymizeOne(b, 'id:Patient', `patient-${i}`);
       expect(pa).to.match(UUID_V4);
       expect(pb).to.match(UUID_V4);
       expect(pa).to.not.equal(pb); // same key, same value, different vault: unrelated pseudonyms
       seen.add(pa);
     }
     expect(seen.size).to.equal(50);
-    a.close();
-    b.close();
+    await a.close();
+    await b.close();
   });
 
-  it('lookup never creates a pair', () => {
+  it('lookup never creates a pair', async () => {
     const vault = open();
-    expect(vault.lookup(MRN, 'MRN-404')).to.equal(undefined);
-    expect(vault.lookup(MRN, 'MRN-404')).to.equal(undefined);
-    expect(vault.lookupInAnyDomain('MRN-404')).to.deep.equal([]);
-    vault.close();
+    expect(await lookupOne(vault, MRN, 'MRN-404')).to.equal(undefined);
+    expect(await lookupOne(vault, MRN, 'MRN-404')).to.equal(undefined);
+    expect(await vault.lookupInAnyDomain('MRN-404')).to.deep.equal([]);
+    await vault.close();
     const raw = new Database(file, { readonly: true });
     expect(raw.prepare('SELECT count(*) FROM pairs').pluck().get()).to.equal(0);
     raw.close();
   });
 
-  it('finds a value in every domain with lookupInAnyDomain', () => {
+  it('finds a value in every domain with lookupInAnyDomain', async () => {
     const vault = open();
-    const inMrn = vault.pseudonymize(MRN, 'A-1');
-    const inSsn = vault.pseudonymize(SSN, 'A-1');
-    vault.pseudonymize(MRN, 'B-2');
-    const found = vault.lookupInAnyDomain('A-1');
+    const inMrn = await pseudonymizeOne(vault, MRN, 'A-1');
+    const inSsn = await pseudonymizeOne(vault, SSN, 'A-1');
+    await pseudonymizeOne(vault, MRN, 'B-2');
+    const found = await vault.lookupInAnyDomain('A-1');
     expect(found).to.have.deep.members([{ domain: MRN, pseudonym: inMrn }, { domain: SSN, pseudonym: inSsn }]);
     expect(found).to.have.length(2);
-    expect(vault.lookupInAnyDomain('A-')).to.deep.equal([]);
-    vault.close();
+    expect(await vault.lookupInAnyDomain('A-')).to.deep.equal([]);
+    await vault.close();
   });
 
-  it('reveals the real value of a pseudonym, and undefined for an unknown one', () => {
+  it('reveals the real value of a pseudonym, and undefined for an unknown one', async () => {
     const vault = open();
     const values = ['MRN-1', 'Ünïcødé 名前 😀', '', ' spaces ', 'a\u0000b'];
-    const pseudonyms = values.map((v) => vault.pseudonymize(MRN, v));
-    values.forEach((v, i) => expect(vault.reveal(MRN, pseudonyms[i]!)).to.equal(v));
-    expect(vault.reveal(MRN, crypto.randomUUID())).to.equal(undefined);
-    expect(vault.reveal('id:Patient', pseudonyms[0]!)).to.equal(undefined);
-    vault.close();
+    const pseudonyms = await vault.pseudonymizeMany(values.map((value) => ({ domain: MRN, value })));
+    expect(await vault.revealMany(pseudonyms.map((value) => ({ domain: MRN, value })))).to.deep.equal(values);
+    expect(await revealOne(vault, MRN, crypto.randomUUID())).to.equal(undefined);
+    expect(await revealOne(vault, 'id:Patient', pseudonyms[0]!)).to.equal(undefined);
+    await vault.close();
   });
 
-  it('rejects a domain containing U+0000 and values that are not well-formed Unicode', () => {
+  it('rejects a domain containing U+0000 and values that are not well-formed Unicode', async () => {
     const vault = open();
-    expect(() => vault.pseudonymize('a\u0000b', 'x')).to.throw(RangeError);
-    expect(() => vault.pseudonymize(MRN, 'lone \ud800 surrogate')).to.throw(RangeError);
-    vault.close();
+    expect(await rejected(pseudonymizeOne(vault, 'a\u0000b', 'x'))).to.be.instanceOf(RangeError);
+    expect(await rejected(pseudonymizeOne(vault, MRN, 'lone \ud800 surrogate'))).to.be.instanceOf(RangeError);
+    await vault.close();
   });
 
-  it('refuses to open with a wrong key (no second pseudonyms), and opens again with the right one', () => {
+  it('refuses to open with a wrong key (no second pseudonyms), and opens again with the right one', async () => {
     const key = crypto.randomBytes(32);
     const vault = open({ key });
-    const p = vault.pseudonymize(MRN, 'SECRET-MRN-42');
-    vault.close();
+    const p = await pseudonymizeOne(vault, MRN, 'SECRET-MRN-42');
+    await vault.close();
 
     const err = thrown(() => open({ key: crypto.randomBytes(32) }));
     expect(err).to.be.instanceOf(VaultUnavailableError);
@@ -138,15 +148,15 @@ describe('SqlitePseudonymVault', () => {
     expect(err.message).to.not.contain(key.toString('hex'));
 
     const again = open({ key });
-    expect(again.lookup(MRN, 'SECRET-MRN-42')).to.equal(p);
-    again.close();
+    expect(await lookupOne(again, MRN, 'SECRET-MRN-42')).to.equal(p);
+    await again.close();
   });
 
-  it('refuses a row whose ciphertext was altered or moved to another row', () => {
+  it('refuses a row whose ciphertext was altered or moved to another row', async () => {
     const vault = open();
-    const p1 = vault.pseudonymize(MRN, 'TAMPER-1');
-    const p2 = vault.pseudonymize(MRN, 'TAMPER-2');
-    vault.close();
+    const p1 = await pseudonymizeOne(vault, MRN, 'TAMPER-1');
+    const p2 = await pseudonymizeOne(vault, MRN, 'TAMPER-2');
+    await vault.close();
 
     const raw = new Database(file);
     const sealed = raw.prepare('SELECT sealed FROM pairs WHERE pseudonym = ?').pluck();
@@ -159,18 +169,18 @@ describe('SqlitePseudonymVault', () => {
 
     const again = open();
     for (const p of [p1, p2]) {
-      const err = thrown(() => again.reveal(MRN, p));
+      const err = await rejected(revealOne(again, MRN, p));
       expect(err).to.be.instanceOf(VaultUnavailableError);
       expect(err.message).to.not.match(/TAMPER/);
     }
-    again.close();
+    await again.close();
   });
 
-  it('refuses a pair whose pseudonym and ciphertext were moved onto another value\'s row', () => {
+  it('refuses a pair whose pseudonym and ciphertext were moved onto another value\'s row', async () => {
     const vault = open();
-    const p1 = vault.pseudonymize(MRN, 'SHUFFLE-1');
-    vault.pseudonymize(MRN, 'SHUFFLE-2');
-    vault.close();
+    const p1 = await pseudonymizeOne(vault, MRN, 'SHUFFLE-1');
+    await pseudonymizeOne(vault, MRN, 'SHUFFLE-2');
+    await vault.close();
 
     // Give SHUFFLE-2's row the pseudonym and sealed value of SHUFFLE-1: the AAD still matches, the
     // lookup hash does not.
@@ -181,18 +191,20 @@ describe('SqlitePseudonymVault', () => {
     raw.close();
 
     const again = open();
-    expect(() => again.reveal(MRN, p1)).to.throw(VaultUnavailableError, /inconsistent/);
-    again.close();
+    const err = await rejected(revealOne(again, MRN, p1));
+    expect(err).to.be.instanceOf(VaultUnavailableError);
+    expect(err.message).to.match(/inconsistent/);
+    await again.close();
   });
 
-  it('never stores a real value in clear in the database, -wal or -shm file', () => {
+  it('never stores a real value in clear in the database, -wal or -shm file', async () => {
     const secrets = ['SSN-987-65-4321', 'MRN-CLEARTEXT-CHECK', 'Zoë Ångström-Ñúñez', 'subject-CLEAR-DATE'];
     const vault = open();
     for (const s of secrets.slice(0, 3)) {
-      vault.pseudonymize(MRN, s);
-      vault.pseudonymize(SSN, s);
+      await pseudonymizeOne(vault, MRN, s);
+      await pseudonymizeOne(vault, SSN, s);
     }
-    vault.dateOffsetDays(secrets[3]!, 365);
+    await vault.dateOffsetDays(secrets[3]!, 365);
     const scan = () => {
       const files = [file, `${file}-wal`, `${file}-shm`].filter((f) => fs.existsSync(f));
       for (const f of files) {
@@ -206,23 +218,23 @@ describe('SqlitePseudonymVault', () => {
       return files.length;
     };
     expect(scan()).to.equal(3); // while open: the pairs are in the WAL
-    vault.close();
+    await vault.close();
     expect(scan()).to.be.greaterThan(0); // after close: checkpointed into the main file
   });
 
-  it('creates the vault file, its WAL and shared memory with mode 0600', function () {
+  it('creates the vault file, its WAL and shared memory with mode 0600', async function () {
     if (process.platform === 'win32') this.skip();
     const vault = open();
-    vault.pseudonymize(MRN, 'MODE-1');
+    await pseudonymizeOne(vault, MRN, 'MODE-1');
     for (const f of [file, `${file}-wal`, `${file}-shm`]) {
       expect(fs.statSync(f).mode & 0o777, path.basename(f)).to.equal(0o600);
     }
     expect(fs.statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
-    vault.close();
+    await vault.close();
   });
 
-  it('records its schema version', () => {
-    open().close();
+  it('records its schema version', async () => {
+    await open().close();
     const raw = new Database(file);
     expect(raw.prepare('SELECT version FROM vault_schema').pluck().get()).to.equal(VAULT_SCHEMA_VERSION);
     raw.prepare('UPDATE vault_schema SET version = ?').run(VAULT_SCHEMA_VERSION + 1);
@@ -230,50 +242,50 @@ describe('SqlitePseudonymVault', () => {
     expect(() => open()).to.throw(VaultUnavailableError, /newer/);
   });
 
-  it('gives each subject a stable, random date offset into the past, within maxDays', () => {
+  it('gives each subject a stable, random date offset into the past, within maxDays', async () => {
     const vault = open();
     const offsets: number[] = [];
     for (let i = 0; i < 200; i++) {
-      const d = vault.dateOffsetDays(`Patient/${i}`, 30);
+      const d = await vault.dateOffsetDays(`Patient/${i}`, 30);
       expect(d).to.be.a('number');
       expect(Number.isInteger(d)).to.equal(true);
       expect(d).to.be.within(-30, -1);
-      expect(vault.dateOffsetDays(`Patient/${i}`, 30)).to.equal(d);
+      expect(await vault.dateOffsetDays(`Patient/${i}`, 30)).to.equal(d);
       offsets.push(d);
     }
     expect(new Set(offsets).size).to.be.greaterThan(1);
     // maxDays 1: only -1 exists.
-    for (let i = 0; i < 50; i++) expect(vault.dateOffsetDays(`one-day/${i}`, 1)).to.equal(-1);
-    expect(() => vault.dateOffsetDays('x', 0)).to.throw(RangeError);
-    vault.close();
+    for (let i = 0; i < 50; i++) expect(await vault.dateOffsetDays(`one-day/${i}`, 1)).to.equal(-1);
+    expect(await rejected(vault.dateOffsetDays('x', 0))).to.be.instanceOf(RangeError);
+    await vault.close();
 
     const again = open();
-    offsets.forEach((d, i) => expect(again.dateOffsetDays(`Patient/${i}`, 30)).to.equal(d));
-    again.close();
+    for (const [i, d] of offsets.entries()) expect(await again.dateOffsetDays(`Patient/${i}`, 30)).to.equal(d);
+    await again.close();
   });
 
-  it('reads a date offset it holds without ever creating one (knownDateOffsetDays, for previews)', () => {
+  it('reads a date offset it holds without ever creating one (knownDateOffsetDays, for previews)', async () => {
     const vault = open();
-    expect(vault.knownDateOffsetDays('Patient/new')).to.equal(undefined);
-    expect(vault.knownDateOffsetDays('Patient/new')).to.equal(undefined);
+    expect(await vault.knownDateOffsetDays('Patient/new')).to.equal(undefined);
+    expect(await vault.knownDateOffsetDays('Patient/new')).to.equal(undefined);
     const count = () => {
       const db = new Database(file, { readonly: true });
       try { return db.prepare('SELECT count(*) FROM date_offsets').pluck().get(); } finally { db.close(); }
     };
     expect(count()).to.equal(0);
-    const d = vault.dateOffsetDays('Patient/new', 100);
-    expect(vault.knownDateOffsetDays('Patient/new')).to.equal(d);
-    vault.close();
+    const d = await vault.dateOffsetDays('Patient/new', 100);
+    expect(await vault.knownDateOffsetDays('Patient/new')).to.equal(d);
+    await vault.close();
     const again = open();
-    expect(again.knownDateOffsetDays('Patient/new')).to.equal(d);
-    again.close();
+    expect(await again.knownDateOffsetDays('Patient/new')).to.equal(d);
+    await again.close();
   });
 
-  it('refuses an altered date offset', () => {
+  it('refuses an altered date offset', async () => {
     const vault = open();
-    vault.dateOffsetDays('Patient/a', 100);
-    vault.dateOffsetDays('Patient/b', 100);
-    vault.close();
+    await vault.dateOffsetDays('Patient/a', 100);
+    await vault.dateOffsetDays('Patient/b', 100);
+    await vault.close();
     const raw = new Database(file);
     const rows = raw.prepare('SELECT subject_hash, sealed FROM date_offsets').all() as { subject_hash: Buffer; sealed: Buffer }[];
     // Swap the two subjects' offsets.
@@ -282,11 +294,13 @@ describe('SqlitePseudonymVault', () => {
     update.run(rows[0]!.sealed, rows[1]!.subject_hash);
     raw.close();
     const again = open();
-    expect(() => again.dateOffsetDays('Patient/a', 100)).to.throw(VaultUnavailableError, /date offset/);
-    again.close();
+    const err = await rejected(again.dateOffsetDays('Patient/a', 100));
+    expect(err).to.be.instanceOf(VaultUnavailableError);
+    expect(err.message).to.match(/date offset/);
+    await again.close();
   });
 
-  it('reports a file that cannot be opened as VaultUnavailableError', () => {
+  it('reports a file that cannot be opened as VaultUnavailableError', async () => {
     fs.mkdirSync(file, { recursive: true }); // the path is a directory
     expect(() => open()).to.throw(VaultUnavailableError, /cannot open the vault file/);
 
@@ -297,35 +311,35 @@ describe('SqlitePseudonymVault', () => {
     expect(() => open({ key: crypto.randomBytes(16) })).to.throw(VaultUnavailableError, /32 bytes/);
   });
 
-  it('reports use after close as VaultUnavailableError without the value', () => {
+  it('reports use after close as VaultUnavailableError without the value', async () => {
     const vault = open();
-    vault.close();
-    vault.close(); // idempotent
+    await vault.close();
+    await vault.close(); // idempotent
     for (const call of [
-      () => vault.pseudonymize(MRN, 'CLOSED-VALUE'),
-      () => vault.lookup(MRN, 'CLOSED-VALUE'),
+      () => pseudonymizeOne(vault, MRN, 'CLOSED-VALUE'),
+      () => lookupOne(vault, MRN, 'CLOSED-VALUE'),
       () => vault.lookupInAnyDomain('CLOSED-VALUE'),
-      () => vault.reveal(MRN, crypto.randomUUID()),
+      () => revealOne(vault, MRN, crypto.randomUUID()),
       () => vault.dateOffsetDays('CLOSED-VALUE', 10),
     ]) {
-      const err = thrown(call);
+      const err = await rejected(call());
       expect(err).to.be.instanceOf(VaultUnavailableError);
       expect(err.message).to.match(/closed/);
       expect(err.message).to.not.contain('CLOSED-VALUE');
     }
   });
 
-  it('reports a locked vault as VaultUnavailableError', function () {
+  it('reports a locked vault as VaultUnavailableError', async function () {
     this.timeout(20000);
     const vault = open();
-    vault.pseudonymize(MRN, 'LOCK-0');
+    await pseudonymizeOne(vault, MRN, 'LOCK-0');
     const other = new Database(file);
     other.pragma('busy_timeout = 0');
     other.exec('BEGIN IMMEDIATE'); // another process holds the write lock
     try {
       // Reads still work in WAL mode; the write waits busy_timeout (5 s), then fails.
-      expect(vault.lookup(MRN, 'LOCK-0')).to.match(UUID_V4);
-      const err = thrown(() => vault.pseudonymize(MRN, 'LOCKED-VALUE'));
+      expect(await lookupOne(vault, MRN, 'LOCK-0')).to.match(UUID_V4);
+      const err = await rejected(pseudonymizeOne(vault, MRN, 'LOCKED-VALUE'));
       expect(err).to.be.instanceOf(VaultUnavailableError);
       expect(err.message).to.match(/SQLITE_BUSY/);
       expect(err.message).to.not.contain('LOCKED-VALUE');
@@ -333,27 +347,27 @@ describe('SqlitePseudonymVault', () => {
       other.exec('ROLLBACK');
       other.close();
     }
-    expect(vault.pseudonymize(MRN, 'LOCKED-VALUE')).to.match(UUID_V4);
-    vault.close();
+    expect(await pseudonymizeOne(vault, MRN, 'LOCKED-VALUE')).to.match(UUID_V4);
+    await vault.close();
   });
 
-  it('micro-benchmark: prints the cost of lookups and creations (no assertion on time)', function () {
+  it('micro-benchmark: prints the cost of lookups and creations (no assertion on time)', async function () {
     this.timeout(300000);
     const n = 10_000;
     for (const synchronous of ['NORMAL', 'FULL'] as const) {
       const vault = SqlitePseudonymVault.open({ file: path.join(dir, `bench-${synchronous}.db`), key, synchronous });
       let t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) vault.pseudonymize(MRN, `BENCH-${i}`);
+      for (let i = 0; i < n; i++) await pseudonymizeOne(vault, MRN, `BENCH-${i}`);
       const create = Number(process.hrtime.bigint() - t) / n / 1000;
       t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) vault.pseudonymize(MRN, `BENCH-${i}`);
+      for (let i = 0; i < n; i++) await pseudonymizeOne(vault, MRN, `BENCH-${i}`);
       const existing = Number(process.hrtime.bigint() - t) / n / 1000;
       t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) vault.lookup(MRN, `BENCH-${i}`);
+      for (let i = 0; i < n; i++) await lookupOne(vault, MRN, `BENCH-${i}`);
       const lookup = Number(process.hrtime.bigint() - t) / n / 1000;
       console.log(`      synchronous=${synchronous}: ${n} creations ${create.toFixed(1)} µs/call, `
         + `${n} pseudonymize of existing pairs ${existing.toFixed(1)} µs/call, ${n} lookups ${lookup.toFixed(1)} µs/call`);
-      vault.close();
+      await vault.close();
     }
   });
 });
@@ -369,7 +383,7 @@ describe('loadVaultKey', () => {
   });
   const defaults = () => ({ defaultKeyFile: path.join(dir, 'keys', 'vault.key'), createIfMissing: false });
 
-  it('reads a key value in hex or base64, which wins over any file', () => {
+  it('reads a key value in hex or base64, which wins over any file', async () => {
     fs.mkdirSync(path.join(dir, 'keys'));
     fs.writeFileSync(defaults().defaultKeyFile, `${crypto.randomBytes(32).toString('hex')}\n`);
     expect(loadVaultKey({ ...defaults(), keyHex: key.toString('hex') }).equals(key)).to.equal(true);
@@ -378,7 +392,7 @@ describe('loadVaultKey', () => {
     expect(loadVaultKey({ ...defaults(), keyHex: ` ${key.toString('base64url')}\n` }).equals(key)).to.equal(true);
   });
 
-  it('reads the first line of a key file, hex or base64', () => {
+  it('reads the first line of a key file, hex or base64', async () => {
     const hexFile = path.join(dir, 'hex.key');
     fs.writeFileSync(hexFile, `${key.toString('hex')}\r\nsecond line ignored\n`);
     expect(loadVaultKey({ ...defaults(), keyFile: hexFile }).equals(key)).to.equal(true);
@@ -389,7 +403,7 @@ describe('loadVaultKey', () => {
     expect(loadVaultKey({ ...defaults(), keyHex: '', keyFile: b64File }).equals(key)).to.equal(true);
   });
 
-  it('creates the default key file with mode 0600 when allowed, then keeps using it', function () {
+  it('creates the default key file with mode 0600 when allowed, then keeps using it', async function () {
     const options = { ...defaults(), createIfMissing: true };
     const created = loadVaultKey(options);
     expect(created).to.have.length(32);
@@ -400,14 +414,14 @@ describe('loadVaultKey', () => {
     expect(loadVaultKey({ ...options, createIfMissing: false }).equals(created)).to.equal(true);
   });
 
-  it('refuses to run without a key when it may not create one, or when a named key file is missing', () => {
+  it('refuses to run without a key when it may not create one, or when a named key file is missing', async () => {
     expect(() => loadVaultKey(defaults())).to.throw(VaultUnavailableError, /does not exist/);
     expect(() => loadVaultKey({ ...defaults(), createIfMissing: true, keyFile: path.join(dir, 'missing.key') }))
       .to.throw(VaultUnavailableError, /missing\.key does not exist/);
     expect(fs.existsSync(defaults().defaultKeyFile)).to.equal(false);
   });
 
-  it('rejects malformed keys without printing them', () => {
+  it('rejects malformed keys without printing them', async () => {
     const hex = key.toString('hex');
     const malformed = [hex.slice(0, 62), `${hex}00`, `${hex.slice(0, 63)}g`, key.subarray(0, 31).toString('base64'),
       crypto.randomBytes(33).toString('base64'), 'not a key at all'];
@@ -430,16 +444,16 @@ describe('loadVaultKey', () => {
     expect(() => loadVaultKey({ ...defaults(), keyFile: empty })).to.throw(VaultUnavailableError, /malformed/);
   });
 
-  it('gives a key that opens a vault', () => {
+  it('gives a key that opens a vault', async () => {
     const k = loadVaultKey({ defaultKeyFile: path.join(dir, 'vault.key'), createIfMissing: true });
     const vault = SqlitePseudonymVault.open({ file: path.join(dir, 'vault.db'), key: k });
-    const p = vault.pseudonymize(MRN, 'KEY-1');
-    vault.close();
+    const p = await pseudonymizeOne(vault, MRN, 'KEY-1');
+    await vault.close();
     const again = SqlitePseudonymVault.open({
       file: path.join(dir, 'vault.db'),
       key: loadVaultKey({ defaultKeyFile: path.join(dir, 'vault.key'), createIfMissing: false }),
     });
-    expect(again.reveal(MRN, p)).to.equal('KEY-1');
-    again.close();
+    expect(await revealOne(again, MRN, p)).to.equal('KEY-1');
+    await again.close();
   });
 });

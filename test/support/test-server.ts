@@ -37,7 +37,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, logger?: 
   // Tests compare what they stored with what they sent, so they store as sent
   // (DEID_MAPPING=none) unless they test de-identification and ask for a table.
   const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, ledgerMode: 'off', deidMapping: 'none', ...overrides });
-  const server = await startServer(config, logger ?? pino({ level: 'silent' }), accessPolicy);
+  const server = await startServer(config, logger ?? pino({ level: 'silent' }), accessPolicy ? { accessPolicy } : {});
   const origin = server.baseUrl.replace(/\/fhir$/, '');
   return {
     ...server,
