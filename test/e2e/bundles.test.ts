@@ -166,4 +166,69 @@ describe('batch and transaction bundles (e2e)', () => {
     expect(res.entry[0].response.status).to.equal('200 OK');
     expect((await server.request('GET', '/fhir/Patient/patch-1')).json.gender).to.equal('female');
   });
+
+  it('a conditional PUT entry\'s fullUrl resolves from the other entries: upsert the patient by MRN, attach its data (http.html#trules)', async () => {
+    const upsert = (mrn: string, family: string) => ({
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        {
+          fullUrl: 'urn:uuid:7a1e2c3d-0000-4000-8000-000000000001',
+          resource: { resourceType: 'Patient', identifier: [{ system: 'urn:mrn', value: mrn }], name: [{ family }] },
+          request: { method: 'PUT', url: `Patient?identifier=urn:mrn|${mrn}` },
+        },
+        {
+          resource: {
+            resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+            subject: { reference: 'urn:uuid:7a1e2c3d-0000-4000-8000-000000000001' },
+          },
+          request: { method: 'POST', url: 'Observation' },
+        },
+      ],
+    });
+    const first = await server.request('POST', '/fhir', { body: upsert('upsert-1', 'Ng') });
+    expect(first.status, first.text).to.equal(200);
+    expect(first.json.entry.map((e: any) => e.response.status)).to.deep.equal(['201 Created', '201 Created']);
+    const patientId = first.json.entry[0].response.location.split('/')[5];
+    expect(first.json.entry[1].resource.subject.reference).to.equal(`Patient/${patientId}`);
+
+    // Sent again with a changed name: the same patient is updated and referenced.
+    const second = await server.request('POST', '/fhir', { body: upsert('upsert-1', 'Nguyen') });
+    expect(second.status, second.text).to.equal(200);
+    expect(second.json.entry[0].response.status).to.equal('200 OK');
+    expect(second.json.entry[0].response.location.split('/')[5]).to.equal(patientId);
+    expect(second.json.entry[1].resource.subject.reference).to.equal(`Patient/${patientId}`);
+    expect(await total(`Observation?subject=Patient/${patientId}`)).to.equal(2);
+    expect(await total('Patient?identifier=urn:mrn|upsert-1')).to.equal(1);
+  });
+
+  it('an update whose content equals the current version writes no version, in a transaction as over REST', async () => {
+    const body = { resourceType: 'Patient', id: 'resync-1', name: [{ family: 'Same' }], gender: 'female' };
+    expect((await server.request('PUT', '/fhir/Patient/resync-1', { body })).status).to.equal(201);
+    const sent = await server.request('GET', '/fhir/Patient/resync-1');
+    const resync = await server.request('POST', '/fhir', {
+      body: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: sent.json, request: { method: 'PUT', url: 'Patient/resync-1' } }] },
+    });
+    expect(resync.status, resync.text).to.equal(200);
+    expect(resync.json.entry[0].response.status).to.equal('200 OK');
+    expect(resync.json.entry[0].response.etag).to.equal('W/"1"');
+    const rest = await server.request('PUT', '/fhir/Patient/resync-1', { body, headers: { Prefer: 'return=OperationOutcome' } });
+    expect(rest.status).to.equal(200);
+    expect(rest.headers.get('etag')).to.equal('W/"1"');
+    expect(rest.json.issue[0].diagnostics).to.match(/Unchanged/);
+    expect((await server.request('GET', '/fhir/Patient/resync-1/_history')).json.total).to.equal(1);
+    // A real change still makes version 2.
+    const changed = await server.request('PUT', '/fhir/Patient/resync-1', { body: { ...body, gender: 'male' } });
+    expect(changed.headers.get('etag')).to.equal('W/"2"');
+  });
+
+  it('more entries than MAX_BUNDLE_ENTRIES is a 413, and nothing runs', async () => {
+    const small = await startTestServer({ maxBundleEntries: 3 });
+    try {
+      const entry = Array.from({ length: 4 }, () => ({ request: { method: 'GET', url: 'metadata' } }));
+      const res = await small.request('POST', '/fhir', { body: { resourceType: 'Bundle', type: 'batch', entry } });
+      expect(res.status).to.equal(413);
+      expect(res.json.resourceType).to.equal('OperationOutcome');
+    } finally {
+      await small.stop();
+    }
+  });
 });

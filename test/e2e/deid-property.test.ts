@@ -317,15 +317,15 @@ describe('de-identification properties under safe-harbor (e2e, fast-check)', fun
       expect(storedObservationId).to.not.equal(b.observationId);
       versionsWritten++;
 
-      let versions = 1;
+      const versions = 1;
       if (b.updatedPatient) {
         const again = await server.request('PUT', `/fhir/Patient/${b.patientId}`, { body: b.updatedPatient });
         expect(again.status, again.text).to.equal(200);
         expect(again.json.id).to.equal(storedPatientId);
-        expect(again.json.meta.versionId).to.equal('2');
+        // The update changes only a name, a phone and an address line, which safe-harbor
+        // removes: the stored content is the same, so no version is written (no-op update).
+        expect(again.json.meta.versionId).to.equal('1');
         assertNoSecretInResponse(again, b.secrets, 'second PUT Patient response');
-        versions = 2;
-        versionsWritten++;
       }
 
       // --- reads
