@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { BufferedLogDestination } from './buffered-log-destination.js';
 import type { Config } from './config.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
 import { buildCapabilityStatement } from './fhir/capability-statement.js';
 import { SearchIndexExtractor } from './fhir/search-index-extraction.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
@@ -15,6 +16,7 @@ import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';
 import { setUpDeidentification } from './deid/deid-setup.js';
 import { createApp } from './http/app.js';
+import { BaseUrlPolicy, defaultAllowedHosts } from './http/base-url-policy.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
 import type { AnchorChain } from './ledger/anchor-chain.js';
@@ -107,7 +109,22 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel }, destination);
 }
 
+/**
+ * Starts the server on config.dataDir, which it locks first: a second server on the same folder
+ * refuses to start (data-dir-lock.ts), before it opens anything there.
+ */
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
+  const lock = acquireDataDirLock(config.dataDir);
+  try {
+    const server = await startServerOnLockedDataDir(config, logger);
+    return { ...server, async close() { try { await server.close(); } finally { lock.release(); } } };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startServerOnLockedDataDir(config: Config, logger: Logger): Promise<RunningServer> {
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
@@ -155,13 +172,29 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     deid,
   });
   const server = app.listen(config.port, config.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (error) {
+    // A port in use: release what was opened, so that the caller may try again.
+    await ledger.stop();
+    await store.close();
+    deidentification.close();
+    throw error;
+  }
   const port = (server.address() as AddressInfo).port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const baseUrl = config.publicBaseUrl ?? `http://${host}:${port}/fhir`;
+  const ownBaseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`;
+  const baseUrl = config.publicBaseUrl ?? ownBaseUrl;
+  // Set before any request is read: 'listening' is emitted on process.nextTick after the bind,
+  // and connections are accepted only in a later phase of the event loop.
+  app.context.baseUrlPolicy = new BaseUrlPolicy({
+    publicBaseUrl: config.publicBaseUrl,
+    configuredBaseUrl: ownBaseUrl,
+    allowedHosts: config.allowedHosts ?? defaultAllowedHosts(config.host, port),
+  });
   logger.info({ baseUrl, dataDir: config.dataDir, startupMs: Date.now() - started }, 'fhir-ledger listening');
   logger.flush();
   return {
