@@ -110,6 +110,21 @@ export function createLogger(config: Config): Logger {
 }
 
 /**
+ * The validator of a profiles folder, built once per process. Its definitions are read-only once
+ * built and take seconds to load (most of a start-up): a process that starts several servers
+ * (the tests) shares them, as it shares SearchParameterRegistry.loadR4().
+ */
+const validators = new Map<string, ResourceValidator>();
+function validatorFor(profilesDir: string): ResourceValidator {
+  let validator = validators.get(profilesDir);
+  if (!validator) {
+    validator = ResourceValidator.create({ profilesDir });
+    validators.set(profilesDir, validator);
+  }
+  return validator;
+}
+
+/**
  * Starts the server on config.dataDir, which it locks first: a second server on the same folder
  * refuses to start (data-dir-lock.ts), before it opens anything there.
  */
@@ -128,7 +143,7 @@ async function startServerOnLockedDataDir(config: Config, logger: Logger): Promi
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
-  const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
+  const validator = validatorFor(config.profilesDir);
   const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
   });
   let deidentification: ReturnType<typeof setUpDeidentification>;

@@ -244,7 +244,7 @@ describe('SqliteStore (real SQLite file)', function () {
       await write(store, versionOf(patient('a', 'Before'), 1));
       const outcome = await store.transaction(async (tx) => {
         await tx.writeVersion(versionOf(patient('a', 'After'), 2));
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise((resolve) => setImmediate(resolve)); // a turn of the event loop mid-transaction
         JSON.parse('{');
       }).then(() => 'resolved', (error: unknown) => error);
       expect(outcome).to.be.instanceOf(SyntaxError);
