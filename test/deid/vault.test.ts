@@ -336,26 +336,6 @@ describe('SqlitePseudonymVault', () => {
     expect(vault.pseudonymize(MRN, 'LOCKED-VALUE')).to.match(UUID_V4);
     vault.close();
   });
-
-  it('micro-benchmark: prints the cost of lookups and creations (no assertion on time)', function () {
-    this.timeout(300000);
-    const n = 10_000;
-    for (const synchronous of ['NORMAL', 'FULL'] as const) {
-      const vault = SqlitePseudonymVault.open({ file: path.join(dir, `bench-${synchronous}.db`), key, synchronous });
-      let t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) vault.pseudonymize(MRN, `BENCH-${i}`);
-      const create = Number(process.hrtime.bigint() - t) / n / 1000;
-      t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) vault.pseudonymize(MRN, `BENCH-${i}`);
-      const existing = Number(process.hrtime.bigint() - t) / n / 1000;
-      t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) vault.lookup(MRN, `BENCH-${i}`);
-      const lookup = Number(process.hrtime.bigint() - t) / n / 1000;
-      console.log(`      synchronous=${synchronous}: ${n} creations ${create.toFixed(1)} µs/call, `
-        + `${n} pseudonymize of existing pairs ${existing.toFixed(1)} µs/call, ${n} lookups ${lookup.toFixed(1)} µs/call`);
-      vault.close();
-    }
-  });
 });
 
 describe('loadVaultKey', () => {
