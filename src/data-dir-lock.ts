@@ -3,9 +3,10 @@
  * cache and their own anchorer over one database, and serve stale reads of each other's writes;
  * the second one refuses to start instead.
  *
- * The lock is a file in DATA_DIR holding the owner's pid, created with O_EXCL so that only one
- * of two starting processes can create it. A lock whose pid no longer runs (a killed server) is
- * stale and taken over. It is released when the server closes and when the process exits.
+ * The lock is a file in DATA_DIR holding the owner's pid, created exclusively (link(2), which
+ * fails when the name exists, like O_EXCL) so that only one of two starting processes gets it.
+ * A lock whose pid no longer runs (a killed server) is stale and taken over. It is released when
+ * the server closes and when the process exits.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,22 +56,32 @@ export interface DataDirLock {
   release(): void;
 }
 
+/**
+ * Creates `file` with `content`, unless it exists. The content is written to a file of this
+ * process first and linked into place: link(2) fails when the name exists, like O_EXCL, and the
+ * lock never exists without its pid, so a second process never finds an empty lock it would
+ * take for stale.
+ */
+function createExclusively(file: string, content: string): boolean {
+  const ownFile = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(ownFile, content, { flag: 'w' });
+  try {
+    fs.linkSync(ownFile, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    fs.rmSync(ownFile, { force: true });
+  }
+}
+
 export function acquireDataDirLock(dataDir: string): DataDirLock {
   fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, LOCK_FILE_NAME);
   // A few attempts: each one after the removal of a stale lock.
   for (let attempt = 1; ; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx');
-      try {
-        fs.writeSync(fd, `${process.pid}\n`);
-      } finally {
-        fs.closeSync(fd);
-      }
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    if (createExclusively(file, `${process.pid}\n`)) break;
     let owner: number | undefined;
     try {
       owner = readOwnerPid(file);
@@ -84,7 +95,7 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
       && (owner === process.pid ? heldByThisProcess.has(file) : isAlive(owner));
     if (ownedElsewhere) throw new DataDirLockedError(file, owner!);
     if (attempt >= 3) throw new Error(`cannot take over the stale lock ${file}`);
-    // Stale (its process is gone) or unreadable (a crash between create and write): take it over.
+    // Stale (its process is gone) or without a pid (written by hand?): take it over.
     // Two processes taking over the same stale lock at the same instant is not guarded against;
     // the lock is for the operator who starts a second server by mistake.
     fs.rmSync(file, { force: true });
