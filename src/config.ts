@@ -23,6 +23,12 @@ export interface Config {
   dataDir: string;
   /** Public base URL of the FHIR endpoint, without trailing slash; derived from the request when unset. */
   publicBaseUrl: string | undefined;
+  /**
+   * ALLOWED_HOSTS: without PUBLIC_BASE_URL, the Host headers trusted to build Location headers and
+   * paging links (`name` or `name:port`); undefined: the bound host, localhost, 127.0.0.1 and
+   * [::1], each with the listening port (http/base-url-policy.ts).
+   */
+  allowedHosts: string[] | undefined;
   /** Largest accepted request body in bytes (413 above it). */
   maxBodyBytes: number;
   /** Deepest accepted JSON nesting (400 above it). */
@@ -109,6 +115,18 @@ function numberFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, m
   return value;
 }
 
+/** ALLOWED_HOSTS: comma-separated `name` or `name:port`, IPv6 literals in brackets (RFC 3986 section 3.2.2). */
+function allowedHostsFromEnv(env: NodeJS.ProcessEnv): string[] | undefined {
+  if (!env.ALLOWED_HOSTS) return undefined;
+  const hosts = env.ALLOWED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
+  for (const host of hosts) {
+    if (!/^([a-z0-9._-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/.test(host)) {
+      throw new Error(`Configuration error: ALLOWED_HOSTS entries are host or host:port (no scheme, no path), got "${host}"`);
+    }
+  }
+  return hosts;
+}
+
 function ledgerModeFromEnv(env: NodeJS.ProcessEnv): LedgerMode {
   const raw = (env.LEDGER ?? 'on').toLowerCase();
   if (raw === 'off') return 'off';
@@ -144,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     host: env.HOST ?? '0.0.0.0',
     dataDir: path.resolve(env.DATA_DIR ?? './data'),
     publicBaseUrl: env.PUBLIC_BASE_URL ? env.PUBLIC_BASE_URL.replace(/\/+$/, '') : undefined,
+    allowedHosts: allowedHostsFromEnv(env),
     maxBodyBytes: intFromEnv(env, 'MAX_BODY_BYTES', 16 * 1024 * 1024, 1024),
     maxJsonDepth: intFromEnv(env, 'MAX_JSON_DEPTH', 64, 8),
     maxBundleEntries: intFromEnv(env, 'MAX_BUNDLE_ENTRIES', 1000, 1),

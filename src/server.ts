@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { BufferedLogDestination } from './buffered-log-destination.js';
 import type { Config } from './config.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
 import { buildCapabilityStatement } from './fhir/capability-statement.js';
 import { SearchIndexExtractor } from './fhir/search-index-extraction.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
@@ -17,6 +18,7 @@ import { answerConnectRequests } from './http/connect-requests.js';
 import { setUpDeidentification, type PseudonymVaultOpener } from './deid/deid-setup.js';
 import { SqlitePseudonymVault } from './deid/vault.js';
 import { createApp } from './http/app.js';
+import { BaseUrlPolicy, defaultAllowedHosts } from './http/base-url-policy.js';
 import { Anchorer } from './ledger/anchorer.js';
 import { embeddedChainConnector, rpcChainConnector } from './ledger/chain-connectors.js';
 import type { AnchorChain } from './ledger/anchor-chain.js';
@@ -122,11 +124,41 @@ export interface ServerAdapters {
   accessPolicy?: AccessPolicy;
 }
 
+/**
+ * The validator of a profiles folder, built once per process. Its definitions are read-only once
+ * built and take seconds to load (most of a start-up): a process that starts several servers
+ * (the tests) shares them, as it shares SearchParameterRegistry.loadR4().
+ */
+const validators = new Map<string, ResourceValidator>();
+function validatorFor(profilesDir: string): ResourceValidator {
+  let validator = validators.get(profilesDir);
+  if (!validator) {
+    validator = ResourceValidator.create({ profilesDir });
+    validators.set(profilesDir, validator);
+  }
+  return validator;
+}
+
+/**
+ * Starts the server on config.dataDir, which it locks first: a second server on the same folder
+ * refuses to start (data-dir-lock.ts), before it opens anything there.
+ */
 export async function startServer(config: Config, logger: Logger = createLogger(config), adapters: ServerAdapters = {}): Promise<RunningServer> {
+  const lock = acquireDataDirLock(config.dataDir);
+  try {
+    const server = await startServerOnLockedDataDir(config, logger, adapters);
+    return { ...server, async close() { try { await server.close(); } finally { lock.release(); } } };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startServerOnLockedDataDir(config: Config, logger: Logger, adapters: ServerAdapters): Promise<RunningServer> {
   const started = Date.now();
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
-  const validator = ResourceValidator.create({ profilesDir: config.profilesDir });
+  const validator = validatorFor(config.profilesDir);
   const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
   });
   let deidentification: ReturnType<typeof setUpDeidentification>;
@@ -188,13 +220,29 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   });
   const server = app.listen(config.port, config.host);
   answerConnectRequests(server, app.callback());
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (error) {
+    // A port in use: release what was opened, so that the caller may try again.
+    await ledger.stop();
+    await store.close();
+    deidentification.close();
+    throw error;
+  }
   const port = (server.address() as AddressInfo).port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const baseUrl = config.publicBaseUrl ?? `http://${host}:${port}/fhir`;
+  const ownBaseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`;
+  const baseUrl = config.publicBaseUrl ?? ownBaseUrl;
+  // Set before any request is read: 'listening' is emitted on process.nextTick after the bind,
+  // and connections are accepted only in a later phase of the event loop.
+  app.context.baseUrlPolicy = new BaseUrlPolicy({
+    publicBaseUrl: config.publicBaseUrl,
+    configuredBaseUrl: ownBaseUrl,
+    allowedHosts: config.allowedHosts ?? defaultAllowedHosts(config.host, port),
+  });
   logger.info({ baseUrl, dataDir: config.dataDir, startupMs: Date.now() - started }, 'fhir-ledger listening');
   logger.flush();
   return {

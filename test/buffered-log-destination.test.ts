@@ -9,6 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { BufferedLogDestination } from '../src/buffered-log-destination.js';
+import { waitFor } from './support/wait-for.js';
 
 describe('BufferedLogDestination (real file)', () => {
   let dir: string;
@@ -39,7 +40,8 @@ describe('BufferedLogDestination (real file)', () => {
     const destination = new BufferedLogDestination(fd, { flushChars: 1_000_000, flushIntervalMs: 50 });
     destination.write('{"a":1}\n');
     expect(fs.readFileSync(file, 'utf8')).to.equal('');
-    await new Promise((r) => setTimeout(r, 300));
+    // No further write comes: only the interval timer can flush the line.
+    await waitFor(() => fs.readFileSync(file, 'utf8') !== '', { what: 'the interval flush' });
     expect(fs.readFileSync(file, 'utf8')).to.equal('{"a":1}\n');
     destination.close();
   });

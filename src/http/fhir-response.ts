@@ -5,6 +5,7 @@
 import type { Context } from 'koa';
 import { operationOutcome, successOutcome, type OperationOutcome } from '../fhir/fhir-error.js';
 import { versionLocation, weakETag } from '../fhir/bundle-builders.js';
+import type { BaseUrlPolicy } from './base-url-policy.js';
 import type { StoredVersion } from '../store/store.js';
 import type { WriteResult } from '../services/resource-service.js';
 import { FHIR_JSON } from './middleware/content-negotiation.js';
@@ -24,11 +25,18 @@ export function preferences(ctx: Context): { return: ReturnPreference; strict: b
   return { return: ret, strict };
 }
 
-/** The FHIR base URL as clients address it (config PUBLIC_BASE_URL, else the request's origin). */
+/**
+ * The FHIR base URL as clients address it: PUBLIC_BASE_URL, else the request's Host when it is
+ * an allowed host, else the server's own base (http/base-url-policy.ts).
+ */
 export function fhirBaseUrl(ctx: Context): string {
+  // Both are set once on the app's context prototype: PUBLIC_BASE_URL by http/app.ts, the policy
+  // by server.ts once the port is known.
+  const { publicBaseUrl, baseUrlPolicy } = ctx as { publicBaseUrl?: string; baseUrlPolicy?: BaseUrlPolicy };
+  if (publicBaseUrl !== undefined) return publicBaseUrl;
   // Koa 3's ctx.origin is the Origin request header, so the URL is built from protocol and Host.
-  // PUBLIC_BASE_URL is set once on the app's context prototype (http/app.ts).
-  return (ctx as { publicBaseUrl?: string }).publicBaseUrl ?? `${ctx.protocol}://${ctx.host}/fhir`;
+  // Without a policy (an app not started by server.ts, e.g. a benchmark) the Host is taken as is.
+  return baseUrlPolicy ? baseUrlPolicy.baseUrlFor(ctx.protocol, ctx.host) : `${ctx.protocol}://${ctx.host}/fhir`;
 }
 
 /**

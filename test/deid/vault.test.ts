@@ -350,26 +350,6 @@ describe('SqlitePseudonymVault', () => {
     expect(await pseudonymizeOne(vault, MRN, 'LOCKED-VALUE')).to.match(UUID_V4);
     await vault.close();
   });
-
-  it('micro-benchmark: prints the cost of lookups and creations (no assertion on time)', async function () {
-    this.timeout(300000);
-    const n = 10_000;
-    for (const synchronous of ['NORMAL', 'FULL'] as const) {
-      const vault = SqlitePseudonymVault.open({ file: path.join(dir, `bench-${synchronous}.db`), key, synchronous });
-      let t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) await pseudonymizeOne(vault, MRN, `BENCH-${i}`);
-      const create = Number(process.hrtime.bigint() - t) / n / 1000;
-      t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) await pseudonymizeOne(vault, MRN, `BENCH-${i}`);
-      const existing = Number(process.hrtime.bigint() - t) / n / 1000;
-      t = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) await lookupOne(vault, MRN, `BENCH-${i}`);
-      const lookup = Number(process.hrtime.bigint() - t) / n / 1000;
-      console.log(`      synchronous=${synchronous}: ${n} creations ${create.toFixed(1)} µs/call, `
-        + `${n} pseudonymize of existing pairs ${existing.toFixed(1)} µs/call, ${n} lookups ${lookup.toFixed(1)} µs/call`);
-      await vault.close();
-    }
-  });
 });
 
 describe('loadVaultKey', () => {

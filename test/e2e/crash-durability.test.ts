@@ -9,6 +9,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { temporaryDataDir } from '../support/test-server.js';
+import { waitFor } from '../support/wait-for.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
@@ -65,7 +66,8 @@ describe('durability under kill -9 (e2e, separate process)', function () {
       }
     };
     const workers = Array.from({ length: 8 }, (_, n) => worker(n));
-    await new Promise((r) => setTimeout(r, 2500));
+    // Killed mid-load, once enough writes are acknowledged to make losing one likely to show.
+    await waitFor(() => acknowledged.length >= 200, { timeoutMs: 90_000, what: () => `200 acknowledged writes (${acknowledged.length} so far)` });
     first.child.kill('SIGKILL');
     killed = true;
     await Promise.all(workers);

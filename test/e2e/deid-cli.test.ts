@@ -14,7 +14,9 @@ function run(args: string[], dataDir: string) {
 }
 
 describe('fhir-ledger deid (CLI, NDJSON)', function () {
-  this.timeout(60_000);
+  // Each test starts a CLI process, which loads the R4 definitions (most of its run time): a few
+  // seconds alone, several times that on a loaded 2-core machine. The bound catches a hang only.
+  this.timeout(180_000);
   const dir = temporaryDataDir('deid-cli-');
   const input = path.join(dir, 'in.ndjson');
   const output = path.join(dir, 'out.ndjson');

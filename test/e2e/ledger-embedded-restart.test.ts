@@ -14,16 +14,12 @@ import { embeddedChainInfoFile, processAlive, readEmbeddedChainInfo, type Embedd
 import type { LedgerStatus } from '../../src/ledger/ledger-verifier.js';
 import { rootsOnChain, writeLoad } from '../support/ledger-load.js';
 import { startTestServer, temporaryDataDir, type TestServer } from '../support/test-server.js';
+import { waitFor } from '../support/wait-for.js';
 
 
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** A probe's first defined value (support/wait-for.ts), polled every 50 ms. */
+function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: () => string): Promise<NonNullable<T>> {
+  return waitFor(probe, { timeoutMs, intervalMs: 50, what });
 }
 
 /** The running node as DATA_DIR/ledger-chain.json describes it. */
@@ -52,7 +48,9 @@ describe('ledger end to end: the embedded anvil killed under write load', functi
       await until(async () => ((await s.ledger.status()).anchoredSize > 0 ? true : undefined), 60_000,
         () => 'a first anchor on the embedded chain');
       const before = await until(() => runningNode(dataDir), 30_000, () => `the node in ${embeddedChainInfoFile(dataDir)}`);
-      await new Promise((r) => setTimeout(r, 1500));
+      // The load runs against the first node for a while.
+      const acknowledgedBefore = load.acknowledged();
+      await until(() => load.acknowledged() >= acknowledgedBefore + 20 || undefined, 60_000, () => 'writes before the kill');
 
       // SIGKILL: no state written at exit, the anchorer's connection cut mid-cycle.
       process.kill(before.anvilPid, 'SIGKILL');
@@ -67,7 +65,8 @@ describe('ledger end to end: the embedded anvil killed under write load', functi
       expect(after.deployTx).to.equal(before.deployTx);
 
       // Writes go on against the restarted node too.
-      await new Promise((r) => setTimeout(r, 1500));
+      const acknowledgedAfter = load.acknowledged();
+      await until(() => load.acknowledged() >= acknowledgedAfter + 20 || undefined, 60_000, () => 'writes after the restart');
       stopped = await load.stop();
       expect(stopped.failed, 'FHIR writes failed while the chain was down').to.equal(0);
       expect(stopped.ok).to.be.greaterThan(20);

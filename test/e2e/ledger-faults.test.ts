@@ -16,6 +16,7 @@ import { ANVIL_DEV_ADDRESS, ANVIL_DEV_PRIVATE_KEY, AnvilNode, jsonRpc } from '..
 import { deployLedgerAnchor } from '../../src/ledger/ethers-anchor-chain.js';
 import { rootsOnChain, writeLoad } from '../support/ledger-load.js';
 import { startTestServer, temporaryDataDir } from '../support/test-server.js';
+import { waitFor } from '../support/wait-for.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
@@ -37,30 +38,28 @@ describe('ledger faults (e2e)', function () {
     });
     try {
       const load = writeLoad(server.baseUrl, 4);
-      await new Promise((r) => setTimeout(r, 800));
+      await waitFor(() => load.acknowledged() >= 20, { what: 'writes before the chain goes down' });
       const port = anvil.port;
       await anvil.stop();
-      const down = Date.now();
-      while ((await server.ledger.status()).anchorer?.healthy !== false) {
-        if (Date.now() - down > 10_000) throw new Error('the anchorer never noticed the chain was down');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      await new Promise((r) => setTimeout(r, 1000));
+      await waitFor(async () => (await server.ledger.status()).anchorer?.healthy === false, { what: 'the anchorer to notice the chain is down' });
+      // Writes go on while the chain is down, and their leaves wait.
+      const acknowledgedWhileDown = load.acknowledged();
+      await waitFor(() => load.acknowledged() >= acknowledgedWhileDown + 20, { what: 'writes while the chain is down' });
       const during = await server.ledger.status();
+      expect(during.anchorer?.healthy).to.equal(false);
       expect(during.pendingLeaves).to.be.greaterThan(0);
       anvil = await AnvilNode.start({ port, stateFile });
-      await new Promise((r) => setTimeout(r, 500));
+      const acknowledgedAtRestart = load.acknowledged();
+      await waitFor(() => load.acknowledged() >= acknowledgedAtRestart + 10, { what: 'writes after the chain is back' });
       const { ok, failed } = await load.stop();
       expect(failed, 'FHIR writes failed while the chain was down').to.equal(0);
       expect(ok).to.be.greaterThan(50);
 
-      const deadline = Date.now() + 30_000;
       let status = await server.ledger.status();
-      while (status.anchoredSize !== status.treeSize || status.anchorer?.healthy !== true) {
-        if (Date.now() > deadline) throw new Error(`not caught up: ${JSON.stringify(status)}`);
-        await new Promise((r) => setTimeout(r, 50));
+      await waitFor(async () => {
         status = await server.ledger.status();
-      }
+        return status.anchoredSize === status.treeSize && status.anchorer?.healthy === true;
+      }, { timeoutMs: 60_000, what: () => `caught up: ${JSON.stringify(status)}` });
       expect(status.treeSize).to.equal(ok);
       const onChain = await rootsOnChain(anvil.rpcUrl, contractAddress);
       expect(Math.max(...onChain.keys())).to.equal(ok);
@@ -108,7 +107,8 @@ describe('ledger faults (e2e)', function () {
     try {
       const first = await start();
       const load = writeLoad(first.baseUrl, 4);
-      await new Promise((r) => setTimeout(r, 2000));
+      // Killed while it anchors: once a few roots are on the chain, more are on their way.
+      await waitFor(async () => (await rootsOnChain(anvil.rpcUrl, contractAddress)).size > 3, { intervalMs: 100, what: 'a few roots anchored under load' });
       first.child.kill('SIGKILL');
       await load.stop();
       await first.exited;
@@ -117,18 +117,13 @@ describe('ledger faults (e2e)', function () {
 
       const second = await start();
       try {
-        const deadline = Date.now() + 30_000;
-        let status: { treeSize: { valueInteger: number }; anchoredSize: number; pendingTransactions: number };
-        for (;;) {
-          const p = (await (await fetch(`${second.baseUrl}/$ledger`)).json() as { parameter: { name: string; valueInteger?: number }[] }).parameter;
-          const get = (n: string) => p.find((x) => x.name === n)?.valueInteger;
-          if (get('treeSize') === get('anchoredSize') && get('pendingTransactions') === 0) {
-            status = { treeSize: { valueInteger: get('treeSize')! }, anchoredSize: get('anchoredSize')!, pendingTransactions: 0 };
-            break;
-          }
-          if (Date.now() > deadline) throw new Error(`not reconciled: ${JSON.stringify(p)}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        let p: { name: string; valueInteger?: number }[] = [];
+        const get = (n: string) => p.find((x) => x.name === n)?.valueInteger;
+        await waitFor(async () => {
+          p = (await (await fetch(`${second.baseUrl}/$ledger`)).json() as { parameter: typeof p }).parameter;
+          return get('treeSize') === get('anchoredSize') && get('pendingTransactions') === 0;
+        }, { timeoutMs: 60_000, intervalMs: 50, what: () => `reconciled: ${JSON.stringify(p)}` });
+        const status = { treeSize: { valueInteger: get('treeSize')! } };
         const onChain = await rootsOnChain(anvil.rpcUrl, contractAddress);
         expect(Math.max(...onChain.keys())).to.equal(status.treeSize.valueInteger);
         expect(await transactionsSent(anvil.rpcUrl)).to.equal(onChain.size + 1);

@@ -13,6 +13,7 @@ import { ANVIL_DEV_PRIVATE_KEY, AnvilNode, jsonRpc } from '../../src/ledger/anvi
 import { deployLedgerAnchor } from '../../src/ledger/ethers-anchor-chain.js';
 import { verifyConsistency } from '../../src/ledger/merkle.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { waitFor } from '../support/wait-for.js';
 
 type Parameter = { name: string; valueString?: string; valueInteger?: number; valueBoolean?: boolean; valueCode?: string; part?: Parameter[] };
 
@@ -75,14 +76,13 @@ describe('ledger end to end (server + anvil)', function () {
   let contractAddress: string;
 
   async function waitForAnchoring(minimumTreeSize: number): Promise<Parameter[]> {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const status = (await server.request('GET', '/fhir/$ledger')).json.parameter as Parameter[];
+    let status: Parameter[] = [];
+    await waitFor(async () => {
+      status = (await server.request('GET', '/fhir/$ledger')).json.parameter as Parameter[];
       const treeSize = value(status, 'treeSize') as number;
-      if (treeSize >= minimumTreeSize && value(status, 'anchoredSize') === treeSize) return status;
-      if (Date.now() > deadline) throw new Error(`not anchored: ${JSON.stringify(status)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return treeSize >= minimumTreeSize && value(status, 'anchoredSize') === treeSize;
+    }, { intervalMs: 50, what: () => `anchored: ${JSON.stringify(status)}` });
+    return status;
   }
 
   before(async () => {
@@ -308,7 +308,8 @@ describe('ledger end to end (server + anvil)', function () {
 });
 
 describe('ledger end to end: the embedded chain (npm start default)', function () {
-  this.timeout(60_000);
+  // Two start-ups of the server and of anvil (from its state file): 52 s seen on a loaded machine.
+  this.timeout(180_000);
 
   it('starts anvil itself, anchors, and keeps the anchors across a restart on the same DATA_DIR', async () => {
     const first = await startTestServer({ ledgerMode: 'embedded', ledgerBatchSeconds: 0.1 });
@@ -316,11 +317,8 @@ describe('ledger end to end: the embedded chain (npm start default)', function (
     let id: string;
     try {
       id = (await first.request('POST', '/fhir/Patient', { body: { resourceType: 'Patient', gender: 'other' } })).json.id;
-      const deadline = Date.now() + 20_000;
-      while ((await first.ledger.status()).anchoredSize < 1) {
-        if (Date.now() > deadline) throw new Error(`not anchored: ${JSON.stringify(await first.ledger.status())}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(async () => (await first.ledger.status()).anchoredSize >= 1,
+        { intervalMs: 50, what: async () => `anchored: ${JSON.stringify(await first.ledger.status())}` });
       const p = (await first.request('GET', `/fhir/Patient/${id}/_history/1/$verify`)).json.parameter as Parameter[];
       expect(value(p, 'status')).to.equal('verified');
     } finally {

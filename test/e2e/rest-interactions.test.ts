@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { Client } from 'fhir-kit-client';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { waitFor } from '../support/wait-for.js';
 
 const patient = (family: string, extra: Record<string, unknown> = {}) => ({
   resourceType: 'Patient',
@@ -257,7 +258,8 @@ describe('REST interactions (e2e)', () => {
 
     it('type and system history with _since and _count', async () => {
       const before = new Date().toISOString();
-      await new Promise((r) => setTimeout(r, 5));
+      // The Organization below must be stamped after `before`: wait for the clock to tick.
+      await waitFor(() => new Date().toISOString() > before, { intervalMs: 1 });
       await client.create({ resourceType: 'Organization', body: { resourceType: 'Organization', name: 'After' } });
       const typeHistory = await server.request('GET', `/fhir/Organization/_history?_since=${encodeURIComponent(before)}`);
       expect(typeHistory.json.type).to.equal('history');

@@ -28,15 +28,30 @@ const PROFILES_DIR = join(repoRoot(), 'profiles');
 const EXAMPLES_DIR = dirname(require.resolve('hl7.fhir.r4.examples/package.json'));
 const PROFILE_BASE = 'https://fhir-ledger.dev/fhir/StructureDefinition/';
 
+/** Each example file is read and parsed once for the whole file (several tests walk the corpus). */
+const parsedExamples = new Map<string, Resource>();
 function example(name: string): Resource {
-  return JSON.parse(readFileSync(join(EXAMPLES_DIR, `${name}.json`), 'utf8')) as Resource;
+  let parsed = parsedExamples.get(name);
+  if (!parsed) {
+    parsed = JSON.parse(readFileSync(join(EXAMPLES_DIR, `${name}.json`), 'utf8')) as Resource;
+    parsedExamples.set(name, parsed);
+  }
+  // A copy: a test that changes an example must not change it for the next one.
+  return structuredClone(parsed);
 }
 
+let exampleFiles: string[] | undefined;
 function examplesOf(type: string): string[] {
-  return readdirSync(EXAMPLES_DIR)
-    .filter((f) => f.startsWith(`${type}-`) && f.endsWith('.json'))
+  exampleFiles ??= readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith('.json'));
+  return exampleFiles
+    .filter((f) => f.startsWith(`${type}-`))
     .map((f) => f.slice(0, -'.json'.length))
-    .filter((name) => example(name).resourceType === type);
+    .filter((name) => parsedExample(name).resourceType === type);
+}
+
+function parsedExample(name: string): Resource {
+  if (!parsedExamples.has(name)) example(name);
+  return parsedExamples.get(name)!;
 }
 
 function errors(issues: OutcomeIssue[]): OutcomeIssue[] {
@@ -100,7 +115,13 @@ describe('ResourceValidator', function () {
   let validator: ResourceValidator;
   let fhirpathOnly: ResourceValidator;
 
+  // Loading the R4 definitions takes seconds, several times that on a loaded 2-core machine: the
+  // hooks that do it and the tests that walk the whole example corpus (compiling a schema
+  // validator for each type they meet) have bounds of their own, which only catch a hang.
+  const CORPUS_TIMEOUT_MS = 240_000;
+
   before(function () {
+    this.timeout(CORPUS_TIMEOUT_MS);
     validator = ResourceValidator.create({ profilesDir: PROFILES_DIR });
     fhirpathOnly = ResourceValidator.create({ profilesDir: PROFILES_DIR, fastPath: false });
   });
@@ -156,6 +177,7 @@ describe('ResourceValidator', function () {
     }
 
     it(`accepts every official example of ${OTHER_TYPES.length} other types (except the documented ones)`, function () {
+      this.timeout(CORPUS_TIMEOUT_MS);
       let count = 0;
       for (const type of OTHER_TYPES) {
         for (const name of examplesOf(type)) {
@@ -173,6 +195,7 @@ describe('ResourceValidator', function () {
 
     for (const [name, { rule, reason }] of Object.entries(INVALID_OFFICIAL_EXAMPLES)) {
       it(`rejects ${name} for ${rule} (${reason})`, function () {
+        this.timeout(CORPUS_TIMEOUT_MS); // Bundle-dataelements holds many types, each met for the first time
         const issues = errors(validator.validate(example(name)));
         expect(issues).to.not.deep.equal([]);
         for (const issue of issues) {
@@ -474,6 +497,7 @@ describe('ResourceValidator', function () {
 
   describe('invariant engines', function () {
     it('the fast evaluator and fhirpath.js agree on every official example of the tested types', function () {
+      this.timeout(CORPUS_TIMEOUT_MS);
       for (const type of ['Patient', 'Observation', 'RiskAssessment', ...OTHER_TYPES]) {
         for (const name of examplesOf(type)) {
           if (statSync(join(EXAMPLES_DIR, `${name}.json`)).size > MAX_EXAMPLE_BYTES) continue;

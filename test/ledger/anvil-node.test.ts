@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { AnvilNode, jsonRpc, resolveAnvilBinary } from '../../src/ledger/anvil-node.js';
+import { waitFor } from '../support/wait-for.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/anvil-parent.js', import.meta.url));
 
@@ -56,16 +57,9 @@ describe('anvil node lifecycle', function () {
     expect(await reachable(rpcUrl)).to.equal(true);
     parent.kill('SIGKILL');
     await exited;
-    const deadline = Date.now() + 10_000;
-    while (await reachable(rpcUrl)) {
-      if (Date.now() > deadline) throw new Error('anvil outlived its parent');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    let guardianAlive = true;
-    while (guardianAlive && Date.now() < deadline) {
-      try { process.kill(guardianPid, 0); await new Promise((r) => setTimeout(r, 50)); } catch { guardianAlive = false; }
-    }
-    expect(guardianAlive).to.equal(false);
+    await waitFor(async () => !(await reachable(rpcUrl)), { what: 'anvil to stop after its parent was killed' });
+    const guardianGone = () => { try { process.kill(guardianPid, 0); return false; } catch { return true; } };
+    await waitFor(guardianGone, { what: `the guardian (pid ${guardianPid}) to exit` });
     expect(fs.existsSync(stateFile)).to.equal(true);
   });
 

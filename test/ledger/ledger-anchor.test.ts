@@ -4,23 +4,29 @@
  * and the ethers adapter (EthersAnchorChain) the anchorer uses.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { expect } from 'chai';
 import { Contract, FetchRequest, JsonRpcProvider, Network, Wallet, type ContractTransactionResponse, type Log } from 'ethers';
 import { ANVIL_DEV_ADDRESS, ANVIL_DEV_PRIVATE_KEY, ANVIL_DEV_PRIVATE_KEY_2, AnvilNode } from '../../src/ledger/anvil-node.js';
 import { loadLedgerAnchorArtifact } from '../../src/ledger/ledger-anchor-artifact.js';
 import { compileLedgerAnchor } from '../../src/ledger/ledger-anchor-compiler.js';
 import { deployLedgerAnchor, EthersAnchorChain } from '../../src/ledger/ethers-anchor-chain.js';
+import { waitFor } from '../support/wait-for.js';
 
 const root = () => randomBytes(32);
 
-/** Anvil mines right after eth_sendRawTransaction returns, not before: poll briefly. */
+/** Anvil mines right after eth_sendRawTransaction returns, not before: poll until it is there. */
 async function receiptOf(chain: EthersAnchorChain, hash: string) {
-  for (let i = 0; i < 100; i++) {
-    const receipt = await chain.receipt(hash);
-    if (receipt) return receipt;
-    await new Promise((r) => setTimeout(r, 20));
+  return waitFor(() => chain.receipt(hash), { what: `the receipt of ${hash}` });
+}
+/** The error a promise rejects with; a promise that resolves fails the test. */
+async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
   }
-  return undefined;
+  throw new Error('expected a rejection, it resolved');
 }
 const hex = (b: Buffer) => `0x${b.toString('hex')}`;
 
@@ -236,14 +242,28 @@ describe('EthersAnchorChain (real anvil node)', function () {
     }
   });
 
-  it('fails fast, without hanging, when the node is unreachable', async () => {
-    const start = Date.now();
+  it('fails, without hanging, when the node refuses connections', async () => {
+    const error = await rejectionOf(EthersAnchorChain.connect(
+      { rpcUrl: 'http://127.0.0.1:1', privateKey: ANVIL_DEV_PRIVATE_KEY, requestTimeoutMs: 2000 },
+      { contractAddress: chain.contractAddress }));
+    expect(error.name).to.not.equal('AssertionError');
+    expect(error.message).to.match(/ECONNREFUSED|fetch failed|connect/i);
+  });
+
+  it('fails, without hanging, when the node accepts but never answers: the request timeout ends it', async () => {
+    // A socket that reads the request and never responds: only requestTimeoutMs can end the wait.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => { sockets.add(socket); socket.on('data', () => undefined); });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
-      await EthersAnchorChain.connect({ rpcUrl: 'http://127.0.0.1:1', privateKey: ANVIL_DEV_PRIVATE_KEY, requestTimeoutMs: 2000 },
-        { contractAddress: chain.contractAddress });
-      expect.fail('connected to nothing');
-    } catch (error) {
-      expect(Date.now() - start).to.be.below(5000);
+      const { port } = silent.address() as net.AddressInfo;
+      const error = await rejectionOf(EthersAnchorChain.connect(
+        { rpcUrl: `http://127.0.0.1:${port}`, privateKey: ANVIL_DEV_PRIVATE_KEY, requestTimeoutMs: 300 },
+        { contractAddress: chain.contractAddress }));
+      expect(error.message).to.match(/timeout/i);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 });

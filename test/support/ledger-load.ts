@@ -24,7 +24,11 @@ export async function rootsOnChain(rpcUrl: string, contractAddress: string): Pro
   return roots;
 }
 
-export interface WriteLoad { stop(): Promise<{ ok: number; failed: number }> }
+export interface WriteLoad {
+  /** Writes answered 201 so far: what a test waits on to let the load run "for a while". */
+  acknowledged(): number;
+  stop(): Promise<{ ok: number; failed: number }>;
+}
 
 /** `workers` clients creating Observations in a loop until stopped. */
 export function writeLoad(baseUrl: string, workers: number): WriteLoad {
@@ -47,6 +51,7 @@ export function writeLoad(baseUrl: string, workers: number): WriteLoad {
     }
   });
   return {
+    acknowledged: () => ok,
     async stop() {
       running = false;
       await Promise.all(loops);

@@ -12,6 +12,7 @@ import { SqliteStore } from '../../../src/store/sqlite/sqlite-store.js';
 import { newVersionLeaf } from '../../../src/ledger/version-leaf.js';
 import { WalCheckpointer } from '../../../src/store/sqlite/wal-checkpointer.js';
 import type { NewVersion } from '../../../src/store/store.js';
+import { waitFor } from '../../support/wait-for.js';
 
 let written = 0;
 function patientVersion(): NewVersion {
@@ -19,14 +20,6 @@ function patientVersion(): NewVersion {
   const lastUpdated = new Date().toISOString();
   const json = JSON.stringify({ resourceType: 'Patient', id, meta: { versionId: '1', lastUpdated }, text: { status: 'generated', div: 'x'.repeat(2000) } });
   return { resourceType: 'Patient', id, versionId: 1, lastUpdated, json, indexEntries: [], leaf: newVersionLeaf({ resourceType: 'Patient', id, versionId: 1, lastUpdated, json }) };
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('WalCheckpointer (real SQLite file)', () => {
@@ -43,7 +36,7 @@ describe('WalCheckpointer (real SQLite file)', () => {
     }
     // About 1,000 rows of 2 KB: far below the writer's own bound of 10,000 pages, so only the
     // worker can have moved them into the main file.
-    await until(() => fs.statSync(file).size > sizeBefore + 1_000_000, 5000, 'the worker\'s checkpoint');
+    await waitFor(() => fs.statSync(file).size > sizeBefore + 1_000_000, { what: 'the worker\'s checkpoint' });
     const version = await store.readCurrent('Patient', `p${written - 1}`);
     expect(version?.id).to.equal(`p${written - 1}`);
     await store.close();
@@ -59,8 +52,8 @@ describe('WalCheckpointer (real SQLite file)', () => {
     for (let i = 0; i < 2; i++) {
       await store.transaction(async (tx) => { for (let j = 0; j < 50; j++) await tx.writeVersion(patientVersion()); });
     }
-    await new Promise((r) => setTimeout(r, 300));
-    // 100 rows stay in the log: nobody checkpointed them before the 1,000-page default.
+    // 100 rows stay in the log: nobody checkpointed them before the 1,000-page default. No
+    // worker runs, so nothing can move them later: the commits' return is the moment to look.
     expect(fs.statSync(file).size).to.equal(sizeBefore);
     await store.close();
   });
