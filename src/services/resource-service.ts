@@ -9,7 +9,7 @@ import type { Deidentification } from '../deid/deidentification.js';
 import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
 import { isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
-import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
+import type { SearchIndexExtractor } from '../fhir/search-index/search-index-extractor.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';
 import type { ResourceValidator } from '../fhir/validator.js';
