@@ -3,12 +3,16 @@
  * use (type-rooted dotted paths, `|` unions, `(x as T)`, `x.as(T)`, `x.ofType(T)`,
  * `x.where(resolve() is T)`, `x.where(field = 'literal')`): it walks the JSON with the FHIRPath
  * R4 model's type tables and allocates almost nothing, which is what the write path's budget
- * needs. An expression outside the subset throws UnsupportedExpression (fhirpath.js runs it).
+ * needs. Expressions are parsed by the shared path-subset parser (fhirpath-subset/path-syntax.ts);
+ * an expression outside what this evaluator runs throws UnsupportedExpression (fhirpath.js runs it).
  */
 import r4Model from 'fhirpath/fhir-context/r4/index.js';
 import { unionMembers } from '../search-parameter-registry.js';
 import type { Evaluator, NodeSink } from './result-nodes.js';
 import { parseReference } from './search-value-normalisation.js';
+import { parsePathExpression, UnsupportedExpression, type PathStep } from '../fhirpath-subset/path-syntax.js';
+
+export { UnsupportedExpression };
 
 // ---------------------------------------------------------------------------------------------
 // The FHIRPath R4 model: element types, choice types, type hierarchy
@@ -87,111 +91,6 @@ function isTypeOrSubtype(type: string, wanted: string): boolean {
 /** One compiled step: consumes a node, passes results on. */
 type Visit = (data: unknown, type: string, typePath: string, sink: NodeSink) => void;
 
-type PathStep =
-  | { kind: 'child'; name: string }
-  | { kind: 'ofType'; type: string }
-  | { kind: 'referenceTo'; type: string }
-  | { kind: 'fieldEquals'; field: string; value: string };
-
-interface SimplePath { root: string; steps: PathStep[] }
-
-export class UnsupportedExpression extends Error {}
-
-interface Token { kind: 'ident' | 'string' | 'punct'; text: string }
-
-const TOKEN = /\s*(?:([A-Za-z_][A-Za-z0-9_]*)|'((?:[^'\\]|\\.)*)'|(\(|\)|\.|=))/y;
-
-function tokenize(source: string): Token[] {
-  const tokens: Token[] = [];
-  let pos = 0;
-  while (pos < source.length) {
-    if (/^\s*$/.test(source.slice(pos))) break;
-    TOKEN.lastIndex = pos;
-    const m = TOKEN.exec(source);
-    if (m === null) throw new UnsupportedExpression(`unsupported syntax at ${pos}`);
-    if (m[1] !== undefined) tokens.push({ kind: 'ident', text: m[1] });
-    else if (m[2] !== undefined) {
-      if (m[2].includes('\\')) throw new UnsupportedExpression('escaped string literal');
-      tokens.push({ kind: 'string', text: m[2] });
-    } else tokens.push({ kind: 'punct', text: m[3] });
-    pos = TOKEN.lastIndex;
-  }
-  return tokens;
-}
-
-/**
- * Parses one union member of the supported subset:
- *   path   := term ('.' step)*
- *   term   := TypeName | '(' path 'as' TypeName ')'
- *   step   := name | 'as(' T ')' | 'ofType(' T ')' | 'where(resolve() is' T ')' | "where(" name "= '" lit "')"
- * Throws UnsupportedExpression for anything else (that parameter then runs on fhirpath.js).
- */
-function parseSimplePath(source: string): SimplePath {
-  const tokens = tokenize(source);
-  let i = 0;
-  const peek = (text?: string): Token | undefined => {
-    const t = tokens[i];
-    // A string literal never stands for punctuation or a keyword.
-    return t !== undefined && (text === undefined || (t.kind !== 'string' && t.text === text)) ? t : undefined;
-  };
-  const expect = (text?: string, kind?: Token['kind']): Token => {
-    const t = tokens[i];
-    if (t === undefined || (text !== undefined && t.text !== text) || (kind !== undefined && t.kind !== kind)) {
-      throw new UnsupportedExpression(`expected ${text ?? kind ?? 'token'} at token ${i}`);
-    }
-    i++;
-    return t;
-  };
-  const typeName = (): string => {
-    const t = expect(undefined, 'ident').text;
-    // FHIRPath allows namespaced type names (FHIR.Quantity).
-    if (t === 'FHIR' && peek('.')) { i++; return expect(undefined, 'ident').text; }
-    return t;
-  };
-
-  const parsePath = (): SimplePath => {
-    let path: SimplePath;
-    if (peek('(')) {
-      i++;
-      path = parsePath();
-      const as = expect(undefined, 'ident');
-      if (as.text !== 'as') throw new UnsupportedExpression('only (x as T) is supported in parentheses');
-      path.steps.push({ kind: 'ofType', type: typeName() });
-      expect(')');
-    } else {
-      path = { root: expect(undefined, 'ident').text, steps: [] };
-    }
-    while (peek('.')) {
-      i++;
-      const name = expect(undefined, 'ident').text;
-      if (!peek('(')) { path.steps.push({ kind: 'child', name }); continue; }
-      i++;
-      if (name === 'as' || name === 'ofType') {
-        path.steps.push({ kind: 'ofType', type: typeName() });
-      } else if (name === 'where' && peek('resolve')) {
-        i++;
-        expect('('); expect(')');
-        const is = expect(undefined, 'ident');
-        if (is.text !== 'is') throw new UnsupportedExpression('where(resolve() …) other than is');
-        path.steps.push({ kind: 'referenceTo', type: typeName() });
-      } else if (name === 'where') {
-        const field = expect(undefined, 'ident').text;
-        expect('=');
-        const value = expect(undefined, 'string').text;
-        path.steps.push({ kind: 'fieldEquals', field, value });
-      } else {
-        throw new UnsupportedExpression(`function ${name}()`);
-      }
-      expect(')');
-    }
-    return path;
-  };
-
-  const path = parsePath();
-  if (i !== tokens.length) throw new UnsupportedExpression(`trailing tokens after ${i}`);
-  return path;
-}
-
 /** Compiles a parsed path into a chain of visitors; `next` receives the step's results. */
 function compileSteps(steps: readonly PathStep[], index: number): Visit {
   if (index === steps.length) return (data, type, _typePath, sink) => sink(data, type);
@@ -255,6 +154,8 @@ function compileSteps(steps: readonly PathStep[], index: number): Visit {
         if (v === wanted) next(data, type, typePath, sink);
       };
     }
+    default:
+      throw new UnsupportedExpression(`${step.kind}() at index time`);
   }
 }
 
@@ -264,7 +165,8 @@ const ABSTRACT_ROOTS = new Set(['Resource', 'DomainResource']);
 /** The fast evaluator for an expression, or throws UnsupportedExpression. */
 export function compileSimpleExpression(expression: string, resourceType: string): Evaluator {
   const members = unionMembers(expression).map((part) => {
-    const path = parseSimplePath(part);
+    const path = parsePathExpression(part);
+    if (path.root === null) throw new UnsupportedExpression('a path that starts with descendants()');
     if (path.root !== resourceType && !ABSTRACT_ROOTS.has(path.root)) {
       throw new UnsupportedExpression(`root ${path.root} is not ${resourceType}`);
     }
