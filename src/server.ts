@@ -10,7 +10,7 @@ import { BufferedLogDestination } from './buffered-log-destination.js';
 import type { Config } from './config.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
 import { buildCapabilityStatement } from './fhir/capability-statement.js';
-import { SearchIndexExtractor } from './fhir/search-index-extraction.js';
+import { SearchIndexExtractor } from './fhir/search-index/search-index-extractor.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { SUPPORTED_MODIFIERS } from './fhir/search-query-parser.js';
 import { ResourceValidator } from './fhir/validator.js';

@@ -14,11 +14,20 @@
  *
  * `where(…)` may close the path; its criteria are full FHIRPath, compiled once with fhirpath.js
  * and evaluated only on the elements the structural part already matched.
+ *
+ * Paths are parsed by the shared path-subset parser (fhir/fhirpath-subset/path-syntax.ts) and
+ * checked against the element model with the shared member navigation
+ * (fhir/fhirpath-subset/element-children.ts); what stays here is rule-specific: the anchors a
+ * rule may have, and matching a path backwards from an element met during the typed walk.
  */
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4/index.js';
 import type { ElementNode } from '../fhir/validation/definitions.js';
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
+import { elementChildren } from '../fhir/fhirpath-subset/element-children.js';
+import { parsePathExpression, UnsupportedExpression, type PathExpression } from '../fhir/fhirpath-subset/path-syntax.js';
+
+export { primitiveTypeName } from '../fhir/fhirpath-subset/element-children.js';
 
 /** One element met by the walk: its name, its type, and where it hangs. */
 export interface ElementFrame {
@@ -59,31 +68,6 @@ type Step =
 
 export class RulePathError extends Error {}
 
-/** Splits on top-level dots (not those inside parentheses or quotes). */
-function splitSteps(path: string): string[] {
-  const steps: string[] = [];
-  let depth = 0;
-  let quote: string | null = null;
-  let start = 0;
-  for (let i = 0; i < path.length; i++) {
-    const c = path[i]!;
-    if (quote) {
-      if (c === '\\') i++;
-      else if (c === quote) quote = null;
-    } else if (c === '\'' || c === '`') quote = c;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === '.' && depth === 0) {
-      steps.push(path.slice(start, i));
-      start = i + 1;
-    }
-  }
-  steps.push(path.slice(start));
-  return steps.map((s) => s.trim());
-}
-
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /**
  * Compiles a rule path against the R4 definitions: every element name must exist on the type it
  * is read from, every type must be known. Throws RulePathError with the reason.
@@ -94,53 +78,56 @@ export function compileRulePath(source: string, types: TypeRegistry): CompiledRu
   } catch (error) {
     throw new RulePathError(`not a FHIRPath expression (${(error as Error).message.split('\n')[0]})`);
   }
-  const raw = splitSteps(source);
+  let parsed: PathExpression;
+  try {
+    parsed = parsePathExpression(source);
+  } catch (error) {
+    if (!(error instanceof UnsupportedExpression)) throw error;
+    throw new RulePathError(`not supported in a rule path (names, descendants().ofType(T), ofType(T), a final where(…)): ${error.message}`);
+  }
+  const parsedSteps = [...parsed.steps];
   let criteria: ((value: unknown) => boolean) | undefined;
-  const last = raw[raw.length - 1]!;
-  const where = /^where\(([\s\S]*)\)$/.exec(last);
-  if (where) {
-    raw.pop();
-    const evaluate = fhirpath.compile(where[1]!, r4Model);
+  const last = parsedSteps[parsedSteps.length - 1];
+  if (last !== undefined && (last.kind === 'where' || last.kind === 'fieldEquals' || last.kind === 'referenceTo')) {
+    parsedSteps.pop();
+    const evaluate = fhirpath.compile(last.criteria, r4Model);
     criteria = (value) => {
       const result = evaluate(value as object) as unknown[];
       return result.length === 1 && result[0] === true;
     };
   }
-  if (raw.length === 0) throw new RulePathError('a path needs at least one step before where()');
+  if (parsed.root === null && parsedSteps.length === 0) throw new RulePathError('a path needs at least one step before where()');
 
   // The anchor: a resource type (or Resource/DomainResource), optionally followed by
   // descendants().ofType(T); or descendants().ofType(T) alone.
   let resourceRestriction: string | undefined;
   let descendantType: string | undefined;
   let index = 0;
-  const first = raw[0]!;
-  if (first !== 'descendants()') {
-    if (!IDENTIFIER.test(first)) throw new RulePathError(`'${first}' is not a resource type`);
+  if (parsed.root !== null) {
+    const first = parsed.root;
     if (first !== ANY_RESOURCE && first !== ANY_DOMAIN_RESOURCE && !types.resources.has(first)) {
       throw new RulePathError(`'${first}' is not an R4 resource type`);
     }
     resourceRestriction = first;
-    index = 1;
   }
-  if (raw[index] === 'descendants()') {
-    const ofType = /^ofType\(([A-Za-z][A-Za-z0-9]*)\)$/.exec(raw[index + 1] ?? '');
-    if (!ofType) throw new RulePathError('descendants() must be followed by ofType(Type)');
-    descendantType = ofType[1]!;
+  if (parsedSteps[index]?.kind === 'descendants') {
+    const ofType = parsedSteps[index + 1];
+    if (ofType?.kind !== 'ofType') throw new RulePathError('descendants() must be followed by ofType(Type)');
+    descendantType = ofType.type;
     if (!isKnownType(descendantType, types)) throw new RulePathError(`'${descendantType}' is not an R4 type`);
     index += 2;
   }
 
   const steps: Step[] = [];
-  for (const text of raw.slice(index)) {
-    const ofType = /^ofType\(([A-Za-z][A-Za-z0-9]*)\)$/.exec(text);
-    if (ofType) {
+  for (const step of parsedSteps.slice(index)) {
+    if (step.kind === 'ofType') {
       if (steps.length === 0 || steps[steps.length - 1]!.kind !== 'name') throw new RulePathError('ofType() must follow an element name');
-      if (!isKnownType(ofType[1]!, types)) throw new RulePathError(`'${ofType[1]}' is not an R4 type`);
-      steps.push({ kind: 'ofType', type: ofType[1]! });
-    } else if (IDENTIFIER.test(text)) {
-      steps.push({ kind: 'name', name: text });
+      if (!isKnownType(step.type, types)) throw new RulePathError(`'${step.type}' is not an R4 type`);
+      steps.push({ kind: 'ofType', type: step.type });
+    } else if (step.kind === 'child') {
+      steps.push({ kind: 'name', name: step.name });
     } else {
-      throw new RulePathError(`'${text}' is not supported in a rule path (names, descendants().ofType(T), ofType(T), a final where(…))`);
+      throw new RulePathError(`${step.kind}() is not supported there in a rule path (names, descendants().ofType(T), ofType(T), a final where(…))`);
     }
   }
   if (descendantType === undefined && steps.length === 0) {
@@ -238,22 +225,16 @@ function checkSteps(source: string, resource: string | undefined, descendantType
     const nextTypes: string[] = [];
     let found = false;
     for (const node of nodes) {
-      for (const key of node.keysByElement.get(step.name) ?? []) {
-        const slot = node.children.get(key);
-        if (!slot || slot.kind === 'primitive-element') continue;
+      for (const child of elementChildren(node, step.name) ?? []) {
+        const slot = child.slot;
         found = true;
         if (slot.kind === 'backbone') {
           if (slot.node) nextNodes.push(slot.node);
-          nextTypes.push('BackboneElement');
         } else if (slot.kind === 'complex') {
-          const child = types.datatypes.get(slot.typeName ?? '');
-          if (child) nextNodes.push(child);
-          nextTypes.push(slot.typeName ?? '');
-        } else if (slot.kind === 'resource') {
-          nextTypes.push('Resource');
-        } else {
-          nextTypes.push(primitiveTypeName(slot.typeName ?? 'string'));
+          const childNode = types.datatypes.get(slot.typeName ?? '');
+          if (childNode) nextNodes.push(childNode);
         }
+        nextTypes.push(child.type);
       }
     }
     if (!found) throw new RulePathError(`${source}: no element '${step.name}' there`);
@@ -261,11 +242,4 @@ function checkSteps(source: string, resource: string | undefined, descendantType
     currentTypes = nextTypes;
   }
   return currentTypes.length === 1 ? currentTypes[0] : undefined;
-}
-
-/** `http://hl7.org/fhirpath/System.String` (the type of Element.id, Extension.url) → string. */
-export function primitiveTypeName(code: string): string {
-  if (!code.startsWith('http://hl7.org/fhirpath/System.')) return code;
-  const name = code.slice('http://hl7.org/fhirpath/System.'.length);
-  return name === 'String' ? 'string' : name.toLowerCase();
 }

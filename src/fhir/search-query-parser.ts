@@ -9,7 +9,7 @@ import { CodeSystemHierarchies } from './code-system-hierarchy.js';
 import { FhirError } from './fhir-error.js';
 import { isValidResourceId } from './resource.js';
 import type { SearchParamType } from './search-index-entry.js';
-import { decimalRange, foldSearchString, parseDateRange, parseReference } from './search-index-extraction.js';
+import { decimalRange, foldSearchString, parseDateRange, parseReference } from './search-index/search-value-normalisation.js';
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from './search-limits.js';
 import {
   COMMON_PARAMETER_CODES, type SearchParameterDefinition, type SearchParameterRegistry,

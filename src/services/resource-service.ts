@@ -11,7 +11,7 @@ import { isResourceObject, isValidResourceId, referenceStrings, type Resource } 
 import type { SearchRestriction } from '../auth/access-policy.js';
 import { canonicalJson } from '../ledger/jcs.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
-import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
+import type { SearchIndexExtractor } from '../fhir/search-index/search-index-extractor.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import type { SearchLimits } from '../fhir/search-limits.js';
 import { parseSearchQuery, type ParsedSearch } from '../fhir/search-query-parser.js';

@@ -8,7 +8,7 @@ import { pagingLinks, searchsetBundleJson, type SearchsetEntry } from '../fhir/b
 import { patientCompartmentParams } from '../fhir/patient-compartment.js';
 import type { Resource } from '../fhir/resource.js';
 import { shapeResource, type ElementSummaries } from '../fhir/result-shaping.js';
-import type { SearchIndexExtractor } from '../fhir/search-index-extraction.js';
+import type { SearchIndexExtractor } from '../fhir/search-index/search-index-extractor.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
 import type { ParsedSearch } from '../fhir/search-query-parser.js';
 import type { IncludeDirective, SearchQuery } from '../fhir/search-query.js';

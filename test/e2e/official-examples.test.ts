@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { expect } from 'chai';
-import { SearchIndexExtractor } from '../../src/fhir/search-index-extraction.js';
+import { SearchIndexExtractor } from '../../src/fhir/search-index/search-index-extractor.js';
 import { SearchParameterRegistry } from '../../src/fhir/search-parameter-registry.js';
 import type { SearchIndexEntry } from '../../src/fhir/search-index-entry.js';
 import { startTestServer, temporaryDataDir, type TestServer } from '../support/test-server.js';

@@ -4,9 +4,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Resource } from '../../src/fhir/resource.js';
 import type { SearchIndexEntry } from '../../src/fhir/search-index-entry.js';
+import { SearchIndexExtractor } from '../../src/fhir/search-index/search-index-extractor.js';
+import { toIndexableFhirPath } from '../../src/fhir/search-index/fhirpath-js-evaluation.js';
 import {
-  SearchIndexExtractor, decimalRange, foldSearchString, parseDateRange, parseReference, toIndexableFhirPath,
-} from '../../src/fhir/search-index-extraction.js';
+  decimalRange, foldSearchString, parseDateRange, parseReference,
+} from '../../src/fhir/search-index/search-value-normalisation.js';
 import { SearchParameterRegistry } from '../../src/fhir/search-parameter-registry.js';
 
 const require = createRequire(import.meta.url);

@@ -17,8 +17,13 @@
  * evaluator has no definition for) makes it give up at run time and hand the evaluation to
  * fhirpath.js. The test suite compares both engines on every invariant instance of the official
  * examples.
+ *
+ * Invariants are full FHIRPath, so this compiles fhirpath.js's own syntax tree rather than the
+ * path subset (fhirpath-subset/path-syntax.ts); member navigation is the shared one
+ * (fhirpath-subset/element-children.ts).
  */
 import type { ChildSlot, ElementNode } from './definitions.js';
+import { elementChildren } from '../fhirpath-subset/element-children.js';
 
 export interface TypeLookup {
   readonly resources: ReadonlyMap<string, ElementNode>;
@@ -170,13 +175,12 @@ export class FastFhirPathCompiler {
     for (const item of input) {
       const obj = item.v;
       if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || !item.node) throw FALLBACK;
-      const keys = item.node.keysByElement.get(name);
+      const children = elementChildren(item.node, name);
       // Not an element of this type (or a type name used as first step): fhirpath.js decides.
-      if (!keys) throw FALLBACK;
+      if (!children) throw FALLBACK;
       const record = obj as Record<string, unknown>;
-      for (const key of keys) {
-        if (key.charCodeAt(0) === 95) continue;
-        const slot = item.node.children.get(key)!;
+      for (let c = 0; c < children.length; c++) {
+        const { key, slot } = children[c]!;
         const raw = record[key];
         const companion = slot.kind === 'primitive' ? record[`_${key}`] : undefined;
         if (raw === undefined && companion === undefined) continue;

@@ -4,7 +4,7 @@
  * REST layer would parse it.
  */
 import type { Resource } from '../../../src/fhir/resource.js';
-import { SearchIndexExtractor } from '../../../src/fhir/search-index-extraction.js';
+import { SearchIndexExtractor } from '../../../src/fhir/search-index/search-index-extractor.js';
 import { SearchParameterRegistry } from '../../../src/fhir/search-parameter-registry.js';
 import { parseSearchQuery } from '../../../src/fhir/search-query-parser.js';
 import type { SearchQuery } from '../../../src/fhir/search-query.js';
