@@ -118,6 +118,8 @@ export class BundleService {
     const plans = new Map<number, WritePlan>();
     for (const request of transactionOrder(requests)) {
       if (transactionStep(request) > 2) continue;
+      // Validation and de-identification are CPU work: let other requests in between entries.
+      if (plans.size > 0 && plans.size % ENTRIES_PER_TURN === 0) await yieldToEventLoop();
       // A fresh copy per attempt: references are rewritten in it.
       const interaction = { ...request.interaction };
       if (request.resource && interaction.body === request.resource) {

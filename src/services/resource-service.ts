@@ -1,7 +1,8 @@
 /**
  * The service layer: every FHIR interaction on resources, and THE write path (DESIGN.md "The
- * spine"). Every write, from REST or a bundle entry, goes through `commitVersion`, after
- * `prepareResource` has validated it and extracted its index entries.
+ * spine", docs/ARCHITECTURE.md). Every write, from REST or a bundle entry, is a `WritePlan`
+ * holding a `PreparedResource` that only `prepareResource` can make (validate → de-identify →
+ * index rows), committed by the private `commitVersion`, which adds the ledger leaf.
  */
 import { randomUUID } from 'node:crypto';
 import fastJsonPatch from 'fast-json-patch';
@@ -115,10 +116,21 @@ export interface WriteContext {
   issuedIds?: ReadonlySet<string>;
 }
 
-/** A resource that passed validation and de-identification, with its index entries, ready to commit. */
+/** Only this module can make a PreparedResource: the brand is a symbol no other module sees. */
+declare const preparedBrand: unique symbol;
+
+/**
+ * A resource that passed the write pipeline (validation, de-identification, index extraction),
+ * ready to commit. What a store commits can only come from here: a caller cannot skip a step.
+ */
 export interface PreparedResource {
-  resource: Resource;
-  indexEntries: SearchIndexEntry[];
+  readonly resource: Resource;
+  readonly indexEntries: SearchIndexEntry[];
+  readonly [preparedBrand]: true;
+}
+
+function prepared(resource: Resource, indexEntries: SearchIndexEntry[]): PreparedResource {
+  return { resource, indexEntries } as PreparedResource;
 }
 
 export interface SearchOptions {
@@ -171,7 +183,7 @@ export class ResourceService {
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length > 0) throw FhirError.unprocessable(issues);
     const stored = await this.deid.deidentify({ ...resource, id: context.id }, context);
-    return { resource: stored, indexEntries: this.extractor.extract(stored) };
+    return prepared(stored, this.extractor.extract(stored));
   }
 
   /**
@@ -193,8 +205,8 @@ export class ResourceService {
         throw new Error(`internal: a ${resource.resourceType} record names something other than a stored resource`);
       }
     }
-    const prepared = { resource: stored, indexEntries: this.extractor.extract(stored) };
-    return this.store.transaction((t) => this.commitVersion(t, resource.resourceType, id, prepared, undefined));
+    const record = prepared(stored, this.extractor.extract(stored));
+    return this.store.transaction((t) => this.commitVersion(t, resource.resourceType, id, record, undefined));
   }
 
   /** The de-identification in force (its table, id translation), for the other services. */
@@ -207,7 +219,7 @@ export class ResourceService {
    * meta.versionId and meta.lastUpdated (FHIR R4 resource.html#Meta); other meta is kept.
    * The version's ledger leaf (salted hash of its RFC 8785 form) is committed with it.
    */
-  async commitVersion(tx: StoreTransaction, resourceType: string, id: string,
+  private async commitVersion(tx: StoreTransaction, resourceType: string, id: string,
     prepared: PreparedResource | null, previous: StoredVersion | undefined): Promise<StoredVersion> {
     const versionId = (previous?.versionId ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
