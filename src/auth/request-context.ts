@@ -41,9 +41,13 @@ export interface RequestContext {
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
 
+/** Request ids: unique in this process and cheap (a UUID per read showed in the read profile). */
+const processPrefix = randomUUID().slice(0, 8);
+let requestCounter = 0;
+
 export function newRequestContext(fields: Partial<RequestContext> & Pick<RequestContext, 'baseUrl'>): RequestContext {
   return {
-    requestId: fields.requestId ?? randomUUID(),
+    requestId: fields.requestId ?? `${processPrefix}-${(++requestCounter).toString(36)}`,
     principal: undefined,
     compartment: undefined,
     authorization: undefined,

@@ -213,6 +213,7 @@ function typeName(segment: string, method: string): string {
 }
 
 function decodeSegment(segment: string): string {
+  if (!segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {
