@@ -180,8 +180,8 @@ async function startServerOnLockedDataDir(config: Config, logger: Logger, adapte
       maxAndRepetitions: config.searchMaxAndRepetitions, maxParameters: config.searchMaxParameters,
     },
   });
-  const search = new SearchService(resources, registry, extractor, validator.summaries);
-  const deid = new DeidService(resources, BearerTokenVerifier.fromOptions({ jwtSecret: config.authJwtSecret, jwksFile: config.authJwksFile }));
+  const search = new SearchService(resources, registry, extractor, validator.summaries, store);
+  const deid = new DeidService(resources, deidentification.deid, BearerTokenVerifier.fromOptions({ jwtSecret: config.authJwtSecret, jwksFile: config.authJwksFile }));
   const packageVersion = readJson<{ version: string }>(path.join(repoRoot, 'package.json')).version;
   const capabilityBase = readJson<Parameters<typeof buildCapabilityStatement>[0]['base']>(
     path.join(repoRoot, 'conformance', 'capability-statement.base.json'));
@@ -202,7 +202,7 @@ async function startServerOnLockedDataDir(config: Config, logger: Logger, adapte
     .register(validateOperation(resources));
   for (const operation of deidOperations(deid)) operations.register(operation);
   for (const operation of ledgerOperations(ledger.verifier, resources)) operations.register(operation);
-  const bundles = new BundleService(resources, () => executor, { maxEntries: config.maxBundleEntries });
+  const bundles = new BundleService(resources, store, () => executor, { maxEntries: config.maxBundleEntries });
   const executor: InteractionExecutor = new InteractionExecutor({
     resources, search, operations, capabilityStatement,
     policy: adapters.accessPolicy ?? ALLOW_ALL,

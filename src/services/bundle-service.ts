@@ -20,7 +20,7 @@ import { FhirError, operationOutcome, successOutcome, type OutcomeIssue } from '
 import { statusLine, versionLocation, weakETag } from '../fhir/bundle-builders.js';
 import { entryRequestOf, transactionOrder, transactionStep, type BundleEntryRequest } from '../fhir/bundle-plan.js';
 import { referenceStrings, type Resource } from '../fhir/resource.js';
-import type { StoreTransaction } from '../store/store.js';
+import type { Store, StoreTransaction } from '../store/store.js';
 import type { InteractionExecutor } from './interaction-executor.js';
 import { written } from './interaction-executor.js';
 import type { InteractionResult } from './interaction-result.js';
@@ -44,6 +44,8 @@ const ENTRIES_PER_TURN = 8;
 export class BundleService {
   constructor(
     private readonly resources: ResourceService,
+    /** Where a transaction's writes commit together. */
+    private readonly store: Store,
     /** The executor (built after this service: it runs bundles through it). */
     private readonly executor: () => InteractionExecutor,
     private readonly limits: BundleLimits,
@@ -101,7 +103,7 @@ export class BundleService {
     for (let attempt = 1; ; attempt++) {
       const plan = await this.planTransaction(requests, guard);
       try {
-        const responses = await this.resources.storeForTransactions.transaction((tx) => this.commitTransaction(requests, plan, tx, context));
+        const responses = await this.store.transaction((tx) => this.commitTransaction(requests, plan, tx, context));
         return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
       } catch (error) {
         if (!(error instanceof StaleWritePlan)) throw error;
@@ -203,13 +205,13 @@ export class BundleService {
   private async assertNoOverlappingTargets(requests: BundleEntryRequest[], guard: WriteGuard): Promise<Set<string>> {
     const seen = new Map<string, number>();
     const deleting = new Set<string>();
-    const store = this.resources.storeForTransactions;
+    const { store } = this;
     for (const { interaction, index } of requests) {
       if (interaction.method !== 'DELETE' && interaction.method !== 'PUT' && interaction.method !== 'PATCH') continue;
       const type = interaction.resourceType!;
       let id: string | undefined;
       if (interaction.id !== undefined) {
-        id = await this.resources.deidentification.storedIdForRead(type, interaction.id);
+        id = await this.resources.storedIdFor(type, interaction.id);
       } else {
         const matches = await located(index, () => this.resources.conditionalMatches(store, type, interaction.rawQuery, 2, guard));
         if (matches.length === 1) id = matches[0]!.id;
@@ -237,7 +239,7 @@ export class BundleService {
     const assigned = new Map<number, { id: string; matched: boolean }>();
     // Ids the transaction assigned or resolved: references to them are stored ids, not client ids to pseudonymize.
     const storedIds = new Set<string>();
-    const store = this.resources.storeForTransactions;
+    const { store } = this;
     const liveMatch = async (request: BundleEntryRequest, criteria: string, what: string) => {
       const type = request.interaction.resourceType!;
       const matches = (await located(request.index, () => this.resources.conditionalMatches(store, type, criteria, 3, guard)))

@@ -8,6 +8,7 @@
 import { REIDENTIFY_SCOPE, type BearerTokenVerifier, type Principal } from '../auth/bearer-tokens.js';
 import { FhirError } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
+import type { Deidentification } from '../deid/deidentification.js';
 import type { ResourceService } from './resource-service.js';
 import { resourceResult } from './interaction-result.js';
 import type { OperationDefinition } from './operation-registry.js';
@@ -24,10 +25,14 @@ export interface ReidentifyRequest {
 type AuditOutcome = '0' | '4' | '8';
 
 export class DeidService {
-  constructor(private readonly resources: ResourceService, private readonly tokens: BearerTokenVerifier) {}
+  constructor(
+    private readonly resources: ResourceService,
+    private readonly deid: Deidentification,
+    private readonly tokens: BearerTokenVerifier,
+  ) {}
 
   async preview(body: Resource): Promise<Resource> {
-    const deid = this.resources.deidentification;
+    const deid = this.deid;
     if (!deid.table) return body;
     const resources = body.resourceType === 'Bundle' && Array.isArray(body.entry)
       ? (body.entry as { resource?: Resource }[]).flatMap((e) => (e.resource ? [e.resource] : []))
@@ -48,7 +53,7 @@ export class DeidService {
       if (!principal.scopes.has(REIDENTIFY_SCOPE)) {
         throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: `Re-identification needs the ${REIDENTIFY_SCOPE} scope` });
       }
-      const deid = this.resources.deidentification;
+      const deid = this.deid;
       if (!deid.table) throw FhirError.notSupported('Nothing to re-identify: this server stores data as sent (DEID_MAPPING=none)', 400);
       const stored = await this.resources.read(request.resourceType, request.id);
       const restored = await deid.reidentify(JSON.parse(stored.json!) as Resource);
@@ -57,7 +62,7 @@ export class DeidService {
     } catch (error) {
       const status = error instanceof FhirError ? error.status : 500;
       // The URL's id is the client's: only the stored id it names may be recorded (see storedIdIfKnown).
-      const storedId = await this.resources.deidentification.storedIdIfKnown(request.resourceType, request.id);
+      const storedId = await this.deid.storedIdIfKnown(request.resourceType, request.id);
       await this.audit(request, principal, status >= 500 ? '8' : '4', `Refused (${status})`, storedId);
       throw error;
     }
@@ -105,7 +110,7 @@ export class DeidService {
         ...(request.clientAddress ? { network: { address: request.clientAddress, type: '2' } } : {}),
       };
     }
-    const deid = this.resources.deidentification;
+    const deid = this.deid;
     const subject = principal ? deid.requesterPseudonym('token-subject', principal.subject) : undefined;
     const address = request.clientAddress ? deid.requesterPseudonym('network-address', request.clientAddress) : undefined;
     return {

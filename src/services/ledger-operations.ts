@@ -20,7 +20,7 @@ import type { ResourceService } from './resource-service.js';
 export function ledgerOperations(verifier: LedgerVerifier, resources: ResourceService): OperationDefinition[] {
   const storedTarget = async (interaction: Interaction) => ({
     type: interaction.resourceType!,
-    id: await resources.deidentification.storedIdForRead(interaction.resourceType!, interaction.id!),
+    id: await resources.storedIdFor(interaction.resourceType!, interaction.id!),
   });
   return [
     {

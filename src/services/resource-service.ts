@@ -155,11 +155,6 @@ export class ResourceService {
     private readonly options: ResourceServiceOptions,
   ) {}
 
-  /** The store, for services that compose several interactions in one transaction (bundles). */
-  get storeForTransactions(): Store {
-    return this.store;
-  }
-
   isKnownType(resourceType: string): boolean {
     return this.validator.isKnownResourceType(resourceType);
   }
@@ -209,9 +204,12 @@ export class ResourceService {
     return this.store.transaction((t) => this.commitVersion(t, resource.resourceType, id, record, undefined));
   }
 
-  /** The de-identification in force (its table, id translation), for the other services. */
-  get deidentification(): Deidentification {
-    return this.deid;
+  /**
+   * The stored id a client's id names (deid/: an EHR's own id is stored as its pseudonym when
+   * the table pseudonymizes ids; otherwise the same id).
+   */
+  async storedIdFor(resourceType: string, clientId: string): Promise<string> {
+    return this.deid.storedIdForRead(resourceType, clientId);
   }
 
   /**

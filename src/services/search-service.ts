@@ -46,6 +46,8 @@ export class SearchService {
     private readonly registry: SearchParameterRegistry,
     private readonly extractor: SearchIndexExtractor,
     private readonly summaries: ElementSummaries,
+    /** Where includes are read when the search runs outside a transaction. */
+    private readonly store: StoreReader,
   ) {}
 
   async searchBundle(request: SearchRequest, reader?: StoreReader): Promise<Resource> {
@@ -61,7 +63,7 @@ export class SearchService {
     const page = await this.resources.search(parsed, reader);
     // The restriction was ANDed into the query; this filter is the second line of defence.
     if (access) page.versions = page.versions.filter((v) => access.mayReturn(JSON.parse(v.json!) as Resource));
-    const included = parsed.query.countOnly ? [] : (await this.included(page.versions, parsed, reader ?? this.resources.storeForTransactions, access))
+    const included = parsed.query.countOnly ? [] : (await this.included(page.versions, parsed, reader ?? this.store, access))
       .filter((v) => !access || access.mayReturn(JSON.parse(v.json!) as Resource));
 
     const { baseUrl } = request;
@@ -106,7 +108,7 @@ export class SearchService {
       .filter((p): p is NonNullable<typeof p> => p !== undefined && p.type === 'reference');
     if (params.length === 0) throw FhirError.badRequest(`${type} is not in the Patient compartment`, 'not-supported');
     // The owner's id as stored: an EHR's own patient id goes through the vault (deid/).
-    const ownerId = await this.resources.deidentification.storedIdForRead(compartment.ownerType, compartment.ownerId);
+    const ownerId = await this.resources.storedIdFor(compartment.ownerType, compartment.ownerId);
     query.compartment = { ...compartment, ownerId, params };
   }
 
