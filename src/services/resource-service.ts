@@ -88,11 +88,15 @@ export class ResourceService {
    * extraction from what will be stored. Throws 422 with every problem found, 503 when
    * de-identification cannot run; nothing is stored either way.
    */
-  async prepareResource(resource: Resource, context: WriteContext): Promise<PreparedResource> {
+  async prepareResource(resource: Resource, context: WriteContext, storedVersion?: Resource): Promise<PreparedResource> {
     const issues = this.validator.validate(resource);
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length > 0) throw FhirError.unprocessable(issues);
-    const stored = await this.deid.deidentify({ ...resource, id: context.id }, context);
+    // Content derived from a stored version (PATCH) is re-checked without re-applying the rules
+    // that are not idempotent to what it already holds (deid/ Deidentification.deidentifyRevision).
+    const stored = storedVersion
+      ? await this.deid.deidentifyRevision(storedVersion, { ...resource, id: context.id }, context)
+      : await this.deid.deidentify({ ...resource, id: context.id }, context);
     return { resource: stored, indexEntries: this.extractor.extract(stored) };
   }
 
@@ -265,11 +269,6 @@ export class ResourceService {
 
   private async applyPatch(t: StoreTransaction, current: StoredVersion, operations: unknown): Promise<WriteResult> {
     if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
-    if (this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
-      // The stored dates are already shifted; the table applied to the patched whole would shift
-      // them again. A client that owns the data sends it whole (PUT) instead.
-      throw FhirError.notSupported(`PATCH is not available under the '${this.deid.table.name}' mapping table, which shifts dates; use PUT`, 422);
-    }
     const original = JSON.parse(current.json!) as Resource;
     let patched: Resource;
     try {
@@ -282,7 +281,7 @@ export class ResourceService {
     if (patched.resourceType !== current.resourceType || patched.id !== current.id) {
       throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch may not change resourceType or id' }]);
     }
-    const prepared = await this.prepareResource(patched, { id: current.id });
+    const prepared = await this.prepareResource(patched, { id: current.id }, original);
     const version = await this.commitVersion(t, current.resourceType, current.id, prepared, current);
     return { status: 200, version };
   }
