@@ -9,6 +9,23 @@ export type DeidMethod = 'keep' | 'redact' | 'pseudonymize' | 'cryptoHash' | 'da
 
 export const DEID_METHODS: readonly DeidMethod[] = ['keep', 'redact', 'pseudonymize', 'cryptoHash', 'dateShift', 'generalize', 'substitute'];
 
+/**
+ * Is a method idempotent: does applying it to its own output give that output again
+ * (f(f(x)) = f(x))? Content already in its stored form (a PATCH applied to the stored version) is
+ * re-checked with the idempotent rules everywhere, and with the others only where a value is new
+ * or changed: H(H(mrn)) would no longer find the patient, a date shifted twice moves twice, and a
+ * pseudonym would get a pseudonym. `generalize` declares per kind (GENERALIZE_KIND_IDEMPOTENT in
+ * mapping-table.ts).
+ */
+export const DEID_METHOD_IDEMPOTENT: Readonly<Record<Exclude<DeidMethod, 'generalize'>, boolean>> = {
+  keep: true,
+  redact: true, // nothing left to remove
+  substitute: true, // the same constant again
+  pseudonymize: false, // a pseudonym of the pseudonym
+  cryptoHash: false, // H(H(x))
+  dateShift: false, // shifted twice
+};
+
 /** A value in a vault domain: a real value (lookups, pseudonymize) or a pseudonym (reveal). */
 export interface VaultEntryKey {
   readonly domain: string;

@@ -105,6 +105,23 @@ export class Deidentification {
    * translated, and meta.tag/meta.security saying which table made it. The input is not changed.
    */
   async deidentify(resource: Resource, context: DeidentifyContext): Promise<Resource> {
+    return this.applyTable(resource, context, undefined);
+  }
+
+  /**
+   * The table applied to content already in its stored form, changed by the client: the whole of
+   * a PATCH applied to the stored version (http.html#patch), which must be re-checked since the
+   * patch may bring identifiers in. Rules whose method is idempotent (mapping-table.ts declares
+   * which) apply everywhere; the others only to values that `storedVersion` does not already hold
+   * at the same place, so an unchanged hashed MRN is not hashed again, nor an unchanged shifted
+   * date shifted again, while a value the patch introduced is treated as on any write. Dates move
+   * by the same subject offset as when the resource was created.
+   */
+  async deidentifyRevision(storedVersion: Resource, revised: Resource, context: DeidentifyContext): Promise<Resource> {
+    return this.applyTable(revised, context, storedVersion);
+  }
+
+  private async applyTable(resource: Resource, context: DeidentifyContext, storedVersion: Resource | undefined): Promise<Resource> {
     if (!this.walker) return resource;
     const table = this.options.table!;
     try {
@@ -113,7 +130,7 @@ export class Deidentification {
         ? context.previewVault ?? new PreviewVault(this.previewBase())
         : needsVault ? this.requireVault() : undefined;
       const hashKey = this.options.hashKey;
-      const walked = this.walker.walk(resource, { hashKey: Buffer.isBuffer(hashKey) ? hashKey : undefined, now: this.now() });
+      const walked = this.walker.walk(resource, { hashKey: Buffer.isBuffer(hashKey) ? hashKey : undefined, now: this.now() }, storedVersion);
       if (!Buffer.isBuffer(hashKey) && table.rules.some((r) => r.method === 'cryptoHash')) throw vaultUnavailable(hashKey.unavailable);
       await this.resolveVaultValues(resource, walked, vault, context);
       const out = walked.resource;

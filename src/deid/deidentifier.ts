@@ -129,6 +129,37 @@ type Outcome = unknown | typeof REMOVE;
 
 interface Frame extends ElementFrame {
   readonly node: ElementNode | undefined;
+  /** The JSON key this element is under in its parent ('' for the resource itself). */
+  readonly key: string;
+}
+
+/** The JSON path of a frame without array indices (`identifier.period.start`), plus `suffix`. */
+function jsonPathOf(frame: Frame, suffix: string): string {
+  const keys: string[] = suffix === '' ? [] : [suffix];
+  for (let f: Frame | null = frame; f; f = f.parent as Frame | null) if (f.key !== '') keys.unshift(f.key);
+  return keys.join('.');
+}
+
+/**
+ * Every string of a stored version by its JSON path without array indices, so that a value
+ * is found unchanged wherever a patch moved it within its array (an identifier inserted before
+ * it shifts its index, not its path).
+ */
+function stringsByPath(resource: Resource): Map<string, Set<string>> {
+  const byPath = new Map<string, Set<string>>();
+  const visit = (value: unknown, path: string): void => {
+    if (typeof value === 'string') {
+      let set = byPath.get(path);
+      if (!set) byPath.set(path, (set = new Set()));
+      set.add(value);
+    } else if (Array.isArray(value)) {
+      for (const item of value) visit(item, path);
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, child] of Object.entries(value)) visit(child, path === '' ? key : `${path}.${key}`);
+    }
+  };
+  visit(resource, '');
+  return byPath;
 }
 
 /** What the walk needs from outside, per call. */
@@ -150,6 +181,11 @@ export interface WalkResult {
 /** What one walk collects while it runs. */
 interface WalkState {
   services: WalkServices;
+  /**
+   * Re-checking content already in its stored form: the stored version's strings by path. A rule
+   * that is not idempotent leaves a value found there as it is, and applies to the others.
+   */
+  stored: Map<string, Set<string>> | null;
   references: ReferenceSite[];
   pseudonyms: PendingPseudonym[];
   shiftsDates: boolean;
@@ -189,10 +225,12 @@ export class MappingWalker {
    * The de-identified copy of `resource` (the input is not modified), and the references in it
    * that the caller must resolve. The resource's own `id` is the caller's (see Deidentifier).
    */
-  walk(resource: Resource, services: WalkServices): WalkResult {
-    const state: WalkState = { services, references: [], pseudonyms: [], shiftsDates: false };
+  walk(resource: Resource, services: WalkServices, storedVersion?: Resource): WalkResult {
+    const state: WalkState = {
+      services, stored: storedVersion ? stringsByPath(storedVersion) : null, references: [], pseudonyms: [], shiftsDates: false,
+    };
     const root: Frame = {
-      name: resource.resourceType, type: resource.resourceType, parent: null, isResource: true,
+      name: resource.resourceType, type: resource.resourceType, parent: null, isResource: true, key: '',
       node: this.types.resources.get(resource.resourceType),
     };
     const out = this.walkChildren(resource, root, Infinity, null, state) as Resource;
@@ -264,11 +302,11 @@ export class MappingWalker {
         // A `_x` without its primitive `x` (only id/extensions): walk its extensions.
         if (!(key.slice(1) in input)) {
           if (Array.isArray(child)) {
-            const walked = child.map((c) => (c === null ? null : this.walkCompanion(c, frame, slot, limit, inherited, state)))
+            const walked = child.map((c) => (c === null ? null : this.walkCompanion(c, frame, slot, key, limit, inherited, state)))
               .map((c) => (c === REMOVE ? null : c));
             if (walked.some((c) => c !== null)) out[key] = walked;
           } else {
-            const walked = this.walkCompanion(child, frame, slot, limit, inherited, state);
+            const walked = this.walkCompanion(child, frame, slot, key, limit, inherited, state);
             if (walked !== REMOVE) out[key] = walked;
           }
         }
@@ -286,23 +324,23 @@ export class MappingWalker {
         const kept: unknown[] = [];
         const keptCompanions: unknown[] = [];
         child.forEach((item, i) => {
-          const result = this.visit(item, this.childFrame(frame, slot, item), limit, inherited, state);
+          const result = this.visit(item, this.childFrame(frame, slot, item, key), limit, inherited, state);
           if (result === REMOVE) return;
           kept.push(result);
           if (Array.isArray(companion)) {
             const c = companion[i] === null || companion[i] === undefined ? null
-              : this.walkCompanion(companion[i], frame, slot, limit, inherited, state);
+              : this.walkCompanion(companion[i], frame, slot, companionKey, limit, inherited, state);
             keptCompanions.push(c === REMOVE ? null : c);
           }
         });
         if (kept.length > 0) out[key] = kept;
         if (kept.length > 0 && keptCompanions.some((c) => c !== null)) out[companionKey] = keptCompanions;
       } else {
-        const result = this.visit(child, this.childFrame(frame, slot, child), limit, inherited, state);
+        const result = this.visit(child, this.childFrame(frame, slot, child, key), limit, inherited, state);
         if (result === REMOVE) continue;
         out[key] = result;
         if (companion !== undefined) {
-          const c = this.walkCompanion(companion, frame, slot, limit, inherited, state);
+          const c = this.walkCompanion(companion, frame, slot, companionKey, limit, inherited, state);
           if (c !== REMOVE) out[companionKey] = c;
         }
       }
@@ -331,25 +369,35 @@ export class MappingWalker {
   }
 
   /** The `_x` companion of a primitive: its id and extensions (json.html#primitive). */
-  private walkCompanion(value: unknown, parent: Frame, slot: ChildSlot, limit: number, inherited: MappingRule | null,
+  private walkCompanion(value: unknown, parent: Frame, slot: ChildSlot, key: string, limit: number, inherited: MappingRule | null,
     state: WalkState): Outcome {
-    const frame: Frame = { name: slot.elementName, type: 'Element', parent, isResource: false, node: this.types.datatypes.get('Element') };
+    const frame: Frame = { name: slot.elementName, type: 'Element', parent, isResource: false, node: this.types.datatypes.get('Element'), key };
     return this.walkChildren(value, frame, limit, inherited, state);
   }
 
-  private childFrame(parent: Frame, slot: ChildSlot, value: unknown): Frame {
+  private childFrame(parent: Frame, slot: ChildSlot, value: unknown, key: string): Frame {
     switch (slot.kind) {
       case 'complex':
-        return { name: slot.elementName, type: slot.typeName ?? '', parent, isResource: false, node: this.types.datatypes.get(slot.typeName ?? '') };
+        return { name: slot.elementName, type: slot.typeName ?? '', parent, isResource: false, node: this.types.datatypes.get(slot.typeName ?? ''), key };
       case 'backbone':
-        return { name: slot.elementName, type: 'BackboneElement', parent, isResource: false, node: slot.node };
+        return { name: slot.elementName, type: 'BackboneElement', parent, isResource: false, node: slot.node, key };
       case 'resource': {
         const type = (value as Resource | null)?.resourceType ?? '';
-        return { name: type, type, parent, isResource: true, node: this.types.resources.get(type) };
+        return { name: type, type, parent, isResource: true, node: this.types.resources.get(type), key };
       }
       default:
-        return { name: slot.elementName, type: primitiveTypeName(slot.typeName ?? 'string'), parent, isResource: false, node: undefined };
+        return { name: slot.elementName, type: primitiveTypeName(slot.typeName ?? 'string'), parent, isResource: false, node: undefined, key };
     }
+  }
+
+  /**
+   * In a re-check of stored content: is `value`, at this frame's path plus `suffix`, one the
+   * stored version already holds there? Then a rule that is not idempotent leaves it as it is
+   * (it is that rule's output already). Idempotent rules, and first writes, always apply.
+   */
+  private keptAsStored(state: WalkState, rule: MappingRule, frame: Frame, suffix: string, value: string): boolean {
+    if (state.stored === null || rule.idempotent) return false;
+    return state.stored.get(jsonPathOf(frame, suffix))?.has(value) === true;
   }
 
   /** Does some rule end on this slot's name or its primitive type? (Decided once per slot.) */
@@ -422,9 +470,10 @@ export class MappingWalker {
       case 'pseudonymize':
         return this.pseudonymize(rule, frame, value, state);
       case 'cryptoHash':
-        return this.hash(frame, value, state.services);
+        return this.hash(rule, frame, value, state);
       case 'dateShift':
-        return this.mapDates(value, frame, (v, type) => {
+        return this.mapDates(value, frame, (v, type, dateFrame) => {
+          if (this.keptAsStored(state, rule, dateFrame, '', v)) return v;
           // Checked now at both ends of the offsets the vault draws, so a date that could not
           // move is dropped here, as one that cannot be read is.
           shiftDate(v, -1, type);
@@ -440,7 +489,8 @@ export class MappingWalker {
   }
 
   private pseudonymize(rule: MappingRule, frame: Frame, value: unknown, state: WalkState): Outcome {
-    const pending = (domain: string, real: string) => {
+    const pending = (domain: string, real: string, suffix: string) => {
+      if (this.keptAsStored(state, rule, frame, suffix, real)) return real;
       const placeholder = new PendingPseudonym(domain, real);
       state.pseudonyms.push(placeholder);
       return placeholder;
@@ -449,7 +499,7 @@ export class MappingWalker {
       const identifier = { ...(value as Record<string, unknown>) };
       if (typeof identifier.value === 'string') {
         const domain = rule.domain ?? (typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN);
-        identifier.value = pending(domain, identifier.value);
+        identifier.value = pending(domain, identifier.value, 'value');
       }
       // An assigner's name is free text; the assigner reference is handled by the Reference rule.
       return identifier;
@@ -462,7 +512,7 @@ export class MappingWalker {
         const identifier = { ...(reference.identifier as Record<string, unknown>) };
         if (typeof identifier.value === 'string') {
           const domain = typeof identifier.system === 'string' ? identifier.system : NO_SYSTEM_DOMAIN;
-          identifier.value = pending(domain, identifier.value);
+          identifier.value = pending(domain, identifier.value, 'identifier.value');
         }
         reference.identifier = identifier;
       }
@@ -471,6 +521,8 @@ export class MappingWalker {
         const match = LITERAL_REFERENCE.exec(text);
         if (text.startsWith('#') || /^urn:(uuid|oid):/.test(text)) {
           // Local (contained) and bundle-local references carry no client id.
+        } else if (this.keptAsStored(state, rule, frame, 'reference', text)) {
+          // Already the stored reference (to a stored id): resolving it again changes nothing.
         } else if (match) {
           const [, base = '', type, id, history = ''] = match;
           state.references.push({ holder: reference, resourceType: type!, id: id!, rebuild: (newId) => `${base}${type}/${newId}${history}` });
@@ -489,19 +541,21 @@ export class MappingWalker {
       // many references are required (Observation.subject in profiles, Encounter.location.location).
       return Object.keys(reference).length === 0 ? maskedElement() : reference;
     }
-    if (typeof value === 'string') return pending(rule.domain ?? rule.path.source, value);
+    if (typeof value === 'string') return pending(rule.domain ?? rule.path.source, value, '');
     // Numbers and booleans carry no identifier text; a complex type without a pseudonym form is redacted.
     return typeof value === 'object' ? REMOVE : value;
   }
 
-  private hash(frame: Frame, value: unknown, services: WalkServices): Outcome {
-    const key = services.hashKey!;
+  private hash(rule: MappingRule, frame: Frame, value: unknown, state: WalkState): Outcome {
+    const key = state.services.hashKey!;
     if (sameType(frame.type, 'Identifier')) {
       const identifier = { ...(value as Record<string, unknown>) };
-      if (typeof identifier.value === 'string') identifier.value = cryptoHash(identifier.value, key);
+      if (typeof identifier.value === 'string' && !this.keptAsStored(state, rule, frame, 'value', identifier.value)) {
+        identifier.value = cryptoHash(identifier.value, key);
+      }
       return identifier;
     }
-    if (typeof value === 'string') return cryptoHash(value, key);
+    if (typeof value === 'string') return this.keptAsStored(state, rule, frame, '', value) ? value : cryptoHash(value, key);
     return typeof value === 'object' ? REMOVE : value;
   }
 
@@ -534,7 +588,7 @@ export class MappingWalker {
    * and end, a Timing's events). A value that is not a valid date of its type is dropped rather
    * than kept as it came.
    */
-  private mapDates(value: unknown, frame: Frame, fn: (value: string, type: FhirDateType) => unknown,
+  private mapDates(value: unknown, frame: Frame, fn: (value: string, type: FhirDateType, frame: Frame) => unknown,
     onPending?: (pending: PendingShiftedDate) => PendingShiftedDate): Outcome {
     if (DATE_TYPES.has(frame.type)) {
       if (value instanceof PendingShiftedDate) {
@@ -544,7 +598,7 @@ export class MappingWalker {
       }
       if (typeof value !== 'string') return value;
       try {
-        return fn(value, frame.type as FhirDateType);
+        return fn(value, frame.type as FhirDateType, frame);
       } catch {
         return REMOVE;
       }
@@ -558,7 +612,7 @@ export class MappingWalker {
         out[key] = child;
         continue;
       }
-      const mapOne = (item: unknown) => this.mapDates(item, this.childFrame(frame, slot, item), fn, onPending);
+      const mapOne = (item: unknown) => this.mapDates(item, this.childFrame(frame, slot, item, key), fn, onPending);
       if (Array.isArray(child)) {
         const mapped = child.map(mapOne).filter((c) => c !== REMOVE);
         if (mapped.length > 0) out[key] = mapped;

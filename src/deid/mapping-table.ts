@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TypeRegistry } from '../fhir/validation/type-registry.js';
-import { DEID_METHODS, type DeidMethod } from './deid-types.js';
+import { DEID_METHOD_IDEMPOTENT, DEID_METHODS, type DeidMethod } from './deid-types.js';
 import { compileRulePath, RulePathError, type CompiledRulePath } from './rule-path.js';
 
 /** A rule as written in the table. */
@@ -34,6 +34,14 @@ export interface MappingTableSource {
 
 export type GeneralizeKind = 'year' | 'birthDate' | 'zip3' | 'age';
 
+/** DEID_METHOD_IDEMPOTENT for each kind of generalize: each maps its own output to itself. */
+export const GENERALIZE_KIND_IDEMPOTENT: Readonly<Record<GeneralizeKind, boolean>> = {
+  year: true, // a year stays that year
+  birthDate: true, // max(year, now - 90) again is the same year (at the same `now`)
+  zip3: true, // three digits (or 000) stay as they are
+  age: true, // 90+ (>= 90 a) is judged 90+ again; a kept age is kept again
+};
+
 export interface MappingRule {
   readonly index: number;
   readonly path: CompiledRulePath;
@@ -41,6 +49,8 @@ export interface MappingRule {
   readonly domain: string | undefined;
   readonly substitute: unknown;
   readonly generalize: GeneralizeKind | undefined;
+  /** Applying the rule to its own output gives that output (see DEID_METHOD_IDEMPOTENT). */
+  readonly idempotent: boolean;
 }
 
 export interface MappingTable {
@@ -151,5 +161,6 @@ function compileRule(rule: MappingRuleSource, index: number, types: TypeRegistry
     domain: settings.domain as string | undefined,
     substitute: settings.value,
     generalize,
+    idempotent: rule.method === 'generalize' ? GENERALIZE_KIND_IDEMPOTENT[generalize!] : DEID_METHOD_IDEMPOTENT[rule.method],
   };
 }

@@ -173,11 +173,15 @@ export class ResourceService {
    * extraction from what will be stored. Throws 422 with every problem found, 503 when
    * de-identification cannot run; nothing is stored either way.
    */
-  async prepareResource(resource: Resource, context: WriteContext): Promise<PreparedResource> {
+  async prepareResource(resource: Resource, context: WriteContext, storedVersion?: Resource): Promise<PreparedResource> {
     const issues = this.validator.validate(resource);
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length > 0) throw FhirError.unprocessable(issues);
-    const stored = await this.deid.deidentify({ ...resource, id: context.id }, context);
+    // Content derived from a stored version (PATCH) is re-checked without re-applying the rules
+    // that are not idempotent to what it already holds (deid/ Deidentification.deidentifyRevision).
+    const stored = storedVersion
+      ? await this.deid.deidentifyRevision(storedVersion, { ...resource, id: context.id }, context)
+      : await this.deid.deidentify({ ...resource, id: context.id }, context);
     return prepared(stored, this.extractor.extract(stored));
   }
 
@@ -429,11 +433,6 @@ export class ResourceService {
    */
   private async patchPlan(current: StoredVersion, operations: unknown, options: PlanOptions): Promise<WritePlan> {
     if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
-    if (this.deid.table?.rules.some((r) => r.method === 'dateShift')) {
-      // The stored dates are already shifted; the table applied to the patched whole would shift
-      // them again. A client that owns the data sends it whole (PUT) instead.
-      throw FhirError.notSupported(`PATCH is not available under the '${this.deid.table.name}' mapping table, which shifts dates; use PUT`, 422);
-    }
     const original = JSON.parse(current.json!) as Resource;
     this.assertMayWrite(original, options.guard);
     let patched: Resource;
@@ -447,7 +446,9 @@ export class ResourceService {
     if (!isResourceObject(patched) || patched.resourceType !== current.resourceType || patched.id !== current.id) {
       throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch must leave a resource of the same resourceType and id' }]);
     }
-    const prepared = await this.prepareResource(patched, { id: current.id });
+    // The patch applies to the stored form: rules that are not idempotent (cryptoHash, dateShift,
+    // pseudonymize) are not applied again to what the stored version already holds.
+    const prepared = await this.prepareResource(patched, { id: current.id }, original);
     this.assertMayWrite(prepared.resource, options.guard);
     const { resourceType, id } = current;
     return {
