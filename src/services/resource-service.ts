@@ -171,7 +171,9 @@ export class ResourceService {
    * Step 1 of the write path: structure, invariants and profiles (fhir/validator.ts) on what the
    * client sent, so every issue points at its input; then the mapping table (deid/), then index
    * extraction from what will be stored. Throws 422 with every problem found, 503 when
-   * de-identification cannot run; nothing is stored either way.
+   * de-identification cannot run; nothing is stored either way. `storedVersion`: the stored
+   * version `resource` was derived from (a PATCH applies to the stored form), so the table's
+   * rules that are not idempotent leave what that version already holds as it is.
    */
   async prepareResource(resource: Resource, context: WriteContext, storedVersion?: Resource): Promise<PreparedResource> {
     const issues = this.validator.validate(resource);
