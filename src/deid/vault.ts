@@ -82,6 +82,9 @@ const VAULT_MIGRATIONS: readonly string[] = [
   `,
 ];
 
+const SELECT_PSEUDONYM = 'SELECT pseudonym FROM pairs WHERE lookup_hash = ?';
+const SELECT_OFFSET = 'SELECT sealed FROM date_offsets WHERE subject_hash = ?';
+
 /** Unpaired UTF-16 surrogates: they have no UTF-8 form, so two such strings could hash alike. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -107,7 +110,7 @@ interface PendingPair {
  * Keys per chunk of a batch: each costs one or two HMACs and an indexed read (an AES-GCM seal
  * when new), a few microseconds; a chunk then holds the event loop for a few milliseconds.
  */
-const CHUNK = 512;
+const CHUNK = 256;
 
 function checkDomain(domain: string): void {
   checkText('the domain', domain);
@@ -116,19 +119,31 @@ function checkDomain(domain: string): void {
 }
 
 export class SqlitePseudonymVault implements PseudonymVault {
+  /** The writer connection: migrations, inserts, and the re-selects inside its transactions. */
   private readonly db: Db;
+  /**
+   * The reader connection. A batch's write transaction stays open across event-loop turns (it is
+   * written in chunks); lookups meanwhile read here, and so see only committed pairs (WAL
+   * snapshots), never a pseudonym that could still be rolled back.
+   */
+  private reader: Db | undefined;
+  /** Writes one after another: one open transaction on the writer at a time. */
+  private writeQueue: Promise<unknown> = Promise.resolve();
   private readonly encKey: crypto.KeyObject;
   private readonly macKey: crypto.KeyObject;
   private closed = false;
   private writeTransactionCount = 0;
 
   // Prepared once (better-sqlite3 statements are reusable and cheap to run).
-  private readonly selectPseudonym: Statement<[Buffer], string>;
   private readonly insertPair: Statement<[Buffer, Buffer, string, string, Buffer]>;
-  private readonly selectByValue: Statement<[Buffer], { domain: string; pseudonym: string }>;
-  private readonly selectByPseudonym: Statement<[string, string], { lookup_hash: Buffer; value_hash: Buffer; sealed: Buffer }>;
-  private readonly selectOffset: Statement<[Buffer], Buffer>;
+  private readonly reselectPseudonym: Statement<[Buffer], string>;
   private readonly insertOffset: Statement<[Buffer, Buffer]>;
+  private readonly reselectOffset: Statement<[Buffer], Buffer>;
+  // On the reader connection, prepared once it is open.
+  private selectPseudonym!: Statement<[Buffer], string>;
+  private selectByValue!: Statement<[Buffer], { domain: string; pseudonym: string }>;
+  private selectByPseudonym!: Statement<[string, string], { lookup_hash: Buffer; value_hash: Buffer; sealed: Buffer }>;
+  private selectOffset!: Statement<[Buffer], Buffer>;
 
   /** Opens (creating if needed) the vault file; any failure is a VaultUnavailableError. */
   static open(options: SqlitePseudonymVaultOptions): SqlitePseudonymVault {
@@ -150,6 +165,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
       migrate(db);
       const vault = new SqlitePseudonymVault(db, options.key);
       vault.checkKey(options.file);
+      vault.openReader(options.file);
       return vault;
     } catch (err) {
       try { db?.close(); } catch { /* already failing */ }
@@ -162,15 +178,30 @@ export class SqlitePseudonymVault implements PseudonymVault {
     this.db = db;
     this.encKey = crypto.createSecretKey(Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), ENC_KEY_INFO, 32)));
     this.macKey = crypto.createSecretKey(Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), MAC_KEY_INFO, 32)));
-    this.selectPseudonym = db.prepare<[Buffer], string>('SELECT pseudonym FROM pairs WHERE lookup_hash = ?').pluck();
     // ON CONFLICT DO NOTHING without a target covers both the lookup hash (another process, or a
-    // re-entrant caller, created the pair first) and a (domain, pseudonym) collision.
+    // concurrent batch, created the pair first) and a (domain, pseudonym) collision.
     this.insertPair = db.prepare(
       'INSERT INTO pairs (lookup_hash, value_hash, domain, pseudonym, sealed) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
-    this.selectByValue = db.prepare('SELECT domain, pseudonym FROM pairs WHERE value_hash = ? ORDER BY domain');
-    this.selectByPseudonym = db.prepare('SELECT lookup_hash, value_hash, sealed FROM pairs WHERE domain = ? AND pseudonym = ?');
-    this.selectOffset = db.prepare<[Buffer], Buffer>('SELECT sealed FROM date_offsets WHERE subject_hash = ?').pluck();
+    this.reselectPseudonym = db.prepare<[Buffer], string>(SELECT_PSEUDONYM).pluck();
     this.insertOffset = db.prepare('INSERT INTO date_offsets (subject_hash, sealed) VALUES (?, ?) ON CONFLICT DO NOTHING');
+    this.reselectOffset = db.prepare<[Buffer], Buffer>(SELECT_OFFSET).pluck();
+  }
+
+  private openReader(file: string): void {
+    const reader = new Database(file, { fileMustExist: true, readonly: true });
+    this.reader = reader;
+    reader.pragma('busy_timeout = 5000');
+    this.selectPseudonym = reader.prepare<[Buffer], string>(SELECT_PSEUDONYM).pluck();
+    this.selectByValue = reader.prepare('SELECT domain, pseudonym FROM pairs WHERE value_hash = ? ORDER BY domain');
+    this.selectByPseudonym = reader.prepare('SELECT lookup_hash, value_hash, sealed FROM pairs WHERE domain = ? AND pseudonym = ?');
+    this.selectOffset = reader.prepare<[Buffer], Buffer>(SELECT_OFFSET).pluck();
+  }
+
+  /** Runs `work` after every write queued before it (a promise chain as a mutex). */
+  private exclusive<T>(work: () => Promise<T> | T): Promise<T> {
+    const run = this.writeQueue.then(work, work);
+    this.writeQueue = run.catch(() => undefined);
+    return run;
   }
 
   /** Records the key's fingerprint in a new vault; refuses a key that is not the vault's own. */
@@ -236,7 +267,7 @@ export class SqlitePseudonymVault implements PseudonymVault {
         }
       }
       try {
-        this.insertPairs(rows, missing);
+        await this.insertPairs(rows, missing);
       } catch (err) {
         throw this.failure(`storing ${missing.length} pairs`, err);
       }
@@ -246,15 +277,35 @@ export class SqlitePseudonymVault implements PseudonymVault {
     return keys.map((key) => unique.get(key.domain + SEP + key.value)!.pseudonym!);
   }
 
-  /** Synchronous on purpose: one SQLite transaction cannot span event-loop turns safely. */
-  private insertPairs(rows: [Buffer, Buffer, string, string, Buffer][], pairs: PendingPair[]): void {
-    this.db.transaction(() => {
-      for (const row of rows) this.insertPair.run(...row);
-      // Re-select rather than trust our own inserts: if another writer won a race, its
-      // pseudonym is the one in the file, and the one every caller must get.
-      for (const pair of pairs) pair.pseudonym = this.selectPseudonym.get(pair.lookupHash);
-    }).immediate();
-    this.writeTransactionCount++;
+  /**
+   * One transaction for the whole batch, written in chunks with the event loop free between them
+   * (20,000 rows at once held it for most of a second); one commit, so one WAL fsync. Readers use
+   * the other connection and see none of it before the commit.
+   */
+  private insertPairs(rows: [Buffer, Buffer, string, string, Buffer][], pairs: PendingPair[]): Promise<void> {
+    return this.exclusive(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        for (let start = 0; start < rows.length; start += CHUNK) {
+          if (start > 0) await yieldToEventLoop();
+          for (const row of rows.slice(start, start + CHUNK)) this.insertPair.run(...row);
+        }
+        // Re-select rather than trust our own inserts: if another writer won a race, its
+        // pseudonym is the one in the file, and the one every caller must get.
+        for (let start = 0; start < pairs.length; start += CHUNK) {
+          await yieldToEventLoop();
+          for (const pair of pairs.slice(start, start + CHUNK)) pair.pseudonym = this.reselectPseudonym.get(pair.lookupHash);
+        }
+        this.db.exec('COMMIT');
+      } catch (err) {
+        for (const pair of pairs) pair.pseudonym = undefined;
+        try {
+          if (this.db.open && this.db.inTransaction) this.db.exec('ROLLBACK');
+        } catch { /* already failing */ }
+        throw err;
+      }
+      this.writeTransactionCount++;
+    });
   }
 
   async revealMany(keys: readonly VaultEntryKey[]): Promise<(string | undefined)[]> {
@@ -321,9 +372,12 @@ export class SqlitePseudonymVault implements PseudonymVault {
         const offset = -crypto.randomInt(1, maxDays + 1);
         const plain = Buffer.alloc(4);
         plain.writeInt32BE(offset);
-        this.insertOffset.run(subjectHash, this.sealBytes(plain, offsetAad(subjectHash)));
-        this.writeTransactionCount++;
-        sealed = this.selectOffset.get(subjectHash); // the winner's offset, as in pseudonymize
+        const row = this.sealBytes(plain, offsetAad(subjectHash));
+        sealed = await this.exclusive(() => {
+          this.insertOffset.run(subjectHash, row);
+          this.writeTransactionCount++;
+          return this.reselectOffset.get(subjectHash); // the winner's offset, as in pseudonymizeMany
+        });
         if (sealed === undefined) throw new VaultUnavailableError('Pseudonym vault: could not store a date offset');
       }
       // Stored once and returned as stored, even if maxDays changes later: every date of a subject
@@ -354,8 +408,10 @@ export class SqlitePseudonymVault implements PseudonymVault {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.writeQueue; // a batch being written commits (or rolls back) first
     try {
-      this.db.close(); // also checkpoints the WAL and removes -wal and -shm
+      this.reader?.close();
+      this.db.close(); // the last connection: also checkpoints the WAL and removes -wal and -shm
     } catch (err) {
       throw unavailable('closing the vault file failed', err);
     }

@@ -2,8 +2,7 @@
  * SqlitePseudonymVault and loadVaultKey on real files in a temporary folder (no mocks): stable
  * random pseudonyms, per-domain separation, lookups that never create, reveal, wrong keys and
  * altered rows refused, no identifier in clear in any of the vault's files, date offsets, key
- * loading, and failures reported as VaultUnavailableError. Ends with a micro-benchmark that only
- * prints timings.
+ * loading, and failures reported as VaultUnavailableError. (The micro-benchmark is bench/vault.bench.ts.)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -350,6 +349,50 @@ describe('SqlitePseudonymVault', () => {
     expect(await pseudonymizeOne(vault, MRN, 'LOCKED-VALUE')).to.match(UUID_V4);
     await vault.close();
   });
+
+  it('pseudonymizeMany: answers aligned with the keys, repeated keys alike, new pairs in one transaction', async () => {
+    const vault = open();
+    const known = await pseudonymizeOne(vault, MRN, 'BATCH-KNOWN');
+    const before = vault.writeTransactions;
+    const keys = [
+      ...Array.from({ length: 1000 }, (_, i) => ({ domain: MRN, value: `BATCH-${i}` })),
+      { domain: MRN, value: 'BATCH-KNOWN' }, { domain: SSN, value: 'BATCH-1' }, { domain: MRN, value: 'BATCH-1' },
+    ];
+    const made = await vault.pseudonymizeMany(keys);
+    expect(vault.writeTransactions - before).to.equal(1);
+    expect(made).to.have.length(keys.length);
+    expect(made[1000]).to.equal(known);
+    expect(made[1002]).to.equal(made[1]);
+    expect(made[1001]).to.not.equal(made[1]);
+    expect(new Set(made.slice(0, 1000)).size).to.equal(1000);
+    expect(await vault.lookupMany(keys)).to.deep.equal(made);
+    expect(await vault.revealMany(keys.map((k, i) => ({ domain: k.domain, value: made[i]! })))).to.deep.equal(keys.map((k) => k.value));
+    // Nothing new: no write at all.
+    await vault.pseudonymizeMany(keys);
+    expect(vault.writeTransactions - before).to.equal(1);
+    await vault.close();
+  });
+
+  it('answers lookups while a large batch is being written (only committed pairs or none), and an overlapping batch agrees', async () => {
+    const vault = open();
+    const keys = Array.from({ length: 3000 }, (_, i) => ({ domain: MRN, value: `LARGE-${i}` }));
+    let settled = false;
+    const batch = vault.pseudonymizeMany(keys).finally(() => { settled = true; });
+    // A second batch overlapping the first waits for it and gets the same pseudonyms.
+    const overlapping = vault.pseudonymizeMany(keys.slice(0, 10));
+    const seen: (string | undefined)[] = [];
+    while (!settled) {
+      // As requests arrive: each in a later turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      seen.push(await lookupOne(vault, MRN, 'LARGE-0'));
+    }
+    const made = await batch;
+    expect(seen.length, 'lookups answered while the batch was written').to.be.greaterThan(1);
+    for (const answer of seen) expect([undefined, made[0]]).to.include(answer);
+    expect(await overlapping).to.deep.equal(made.slice(0, 10));
+    await vault.close();
+  });
+
 });
 
 describe('loadVaultKey', () => {
