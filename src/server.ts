@@ -175,6 +175,7 @@ async function startServerOnLockedDataDir(config: Config, logger: Logger, adapte
 
   const resources = new ResourceService(store, validator, registry, extractor, deidentification.deid, {
     defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize,
+    valueLimits: { maxElementRepetitions: config.maxElementRepetitions },
     searchLimits: {
       maxSortKeys: config.searchMaxSortKeys, maxOrValues: config.searchMaxOrValues,
       maxAndRepetitions: config.searchMaxAndRepetitions, maxParameters: config.searchMaxParameters,
@@ -202,7 +203,8 @@ async function startServerOnLockedDataDir(config: Config, logger: Logger, adapte
     .register(validateOperation(resources));
   for (const operation of deidOperations(deid)) operations.register(operation);
   for (const operation of ledgerOperations(ledger.verifier, resources)) operations.register(operation);
-  const bundles = new BundleService(resources, store, () => executor, { maxEntries: config.maxBundleEntries });
+  const bundles = new BundleService(resources, store, () => executor, { maxEntries: config.maxBundleEntries },
+    (error) => logger.error({ error: error instanceof Error ? { type: error.constructor.name, message: error.message, stack: error.stack } : { type: typeof error } }, 'batch entry failed'));
   const executor: InteractionExecutor = new InteractionExecutor({
     resources, search, operations, capabilityStatement,
     policy: adapters.accessPolicy ?? ALLOW_ALL,

@@ -84,8 +84,19 @@ const FORMAT_PARAMETERS = new Set(['_format', '_pretty']);
 
 const TYPE_NAME = /^[A-Z][A-Za-z]{0,63}$/;
 
-function methodNotAllowed(method: string, what: string): FhirError {
-  return new FhirError(405, { severity: 'error', code: 'not-supported', diagnostics: `${method} is not allowed on ${what}` });
+/** The methods each URL shape takes, for the Allow header of a 405 (RFC 9110 section 15.5.6). */
+const ALLOW = {
+  any: 'GET, HEAD, POST, PUT, PATCH, DELETE',
+  base: 'GET, HEAD, POST',
+  read: 'GET, HEAD',
+  post: 'POST',
+  type: 'GET, HEAD, POST, PUT, PATCH, DELETE',
+  instance: 'GET, HEAD, PUT, PATCH, DELETE',
+  operation: 'GET, HEAD, POST',
+} as const;
+
+function methodNotAllowed(method: string, what: string, allow: string): FhirError {
+  return new FhirError(405, { severity: 'error', code: 'not-supported', diagnostics: `${method} is not allowed on ${what}` }, { Allow: allow });
 }
 
 function noInteraction(method: string): FhirError {
@@ -105,7 +116,7 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
   const query = rawQuery === '' ? [] : [...new URLSearchParams(rawQuery)].filter(([name]) => !FORMAT_PARAMETERS.has(name));
   const segments = path.split('/').filter((segment) => segment !== '');
   const upper = method.toUpperCase();
-  if (!isInteractionMethod(upper)) throw methodNotAllowed(method, 'a FHIR endpoint');
+  if (!isInteractionMethod(upper)) throw methodNotAllowed(method, 'a FHIR endpoint', ALLOW.any);
   const base = { method: upper, query, rawQuery, conditions };
   const get = upper === 'GET' || upper === 'HEAD';
   const [first, second, third, fourth, fifth] = segments.map(decodeSegment);
@@ -117,19 +128,19 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
     case 0:
       if (get) return { ...base, kind: 'search-system' };
       if (upper === 'POST') return { ...base, kind: 'bundle' };
-      throw methodNotAllowed(upper, 'the base URL');
+      throw methodNotAllowed(upper, 'the base URL', ALLOW.base);
     case 1: {
       if (first === 'metadata') {
         if (get) return { ...base, kind: 'capabilities' };
-        throw methodNotAllowed(upper, 'metadata');
+        throw methodNotAllowed(upper, 'metadata', ALLOW.read);
       }
       if (first === '_history') {
         if (get) return { ...base, kind: 'history-system' };
-        throw methodNotAllowed(upper, '_history');
+        throw methodNotAllowed(upper, '_history', ALLOW.read);
       }
       if (first === '_search') {
         if (upper === 'POST') return { ...base, kind: 'search-system' };
-        throw methodNotAllowed(upper, '_search');
+        throw methodNotAllowed(upper, '_search', ALLOW.post);
       }
       const op = operation(first, 'system');
       if (op) return operationInteraction(base, op);
@@ -140,7 +151,7 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
       if (rawQuery === '') {
         throw new FhirError(405, {
           severity: 'error', code: 'not-supported', diagnostics: `${upper} on a type needs search criteria (conditional ${upper.toLowerCase()})`,
-        });
+        }, { Allow: ALLOW.type });
       }
       if (upper === 'PUT') return { ...base, kind: 'conditional-update', resourceType };
       if (upper === 'PATCH') return { ...base, kind: 'conditional-patch', resourceType };
@@ -150,11 +161,11 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
       const resourceType = typeName(first!, upper);
       if (second === '_history') {
         if (get) return { ...base, kind: 'history-type', resourceType };
-        throw methodNotAllowed(upper, '_history');
+        throw methodNotAllowed(upper, '_history', ALLOW.read);
       }
       if (second === '_search') {
         if (upper === 'POST') return { ...base, kind: 'search-type', resourceType };
-        throw methodNotAllowed(upper, '_search');
+        throw methodNotAllowed(upper, '_search', ALLOW.post);
       }
       const op = operation(second, 'type');
       if (op) return operationInteraction({ ...base, resourceType }, op);
@@ -163,20 +174,20 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
       if (upper === 'PUT') return { ...base, kind: 'update', resourceType, id };
       if (upper === 'PATCH') return { ...base, kind: 'patch', resourceType, id };
       if (upper === 'DELETE') return { ...base, kind: 'delete', resourceType, id };
-      throw methodNotAllowed(upper, 'a resource instance (POST creates on the type URL)');
+      throw methodNotAllowed(upper, 'a resource instance (POST creates on the type URL)', ALLOW.instance);
     }
     case 3: {
       const resourceType = typeName(first!, upper);
       const id = second!;
       if (third === '_history') {
         if (get) return { ...base, kind: 'history-instance', resourceType, id };
-        throw methodNotAllowed(upper, '_history');
+        throw methodNotAllowed(upper, '_history', ALLOW.read);
       }
       const op = operation(third, 'instance');
       if (op) return operationInteraction({ ...base, resourceType, id }, op);
       if (!TYPE_NAME.test(third!)) throw noInteraction(upper);
       if (get) return { ...base, kind: 'search-compartment', resourceType, id, compartmentType: third! };
-      throw methodNotAllowed(upper, 'a compartment');
+      throw methodNotAllowed(upper, 'a compartment', ALLOW.read);
     }
     case 4:
     case 5: {
@@ -190,7 +201,7 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
         return operationInteraction({ ...base, resourceType, id, versionId }, op);
       }
       if (get) return { ...base, kind: 'vread', resourceType, id, versionId };
-      throw methodNotAllowed(upper, 'a version (versions are read-only)');
+      throw methodNotAllowed(upper, 'a version (versions are read-only)', ALLOW.read);
     }
     default:
       throw noInteraction(upper);
@@ -203,7 +214,7 @@ function isInteractionMethod(method: string): method is InteractionMethod {
 
 function operationInteraction(base: Omit<Interaction, 'kind'>, operation: { name: string; level: OperationLevel }): Interaction {
   // R4 operations.html: operations are invoked by POST, and by GET when they change nothing.
-  if (base.method !== 'GET' && base.method !== 'HEAD' && base.method !== 'POST') throw methodNotAllowed(base.method, `$${operation.name}`);
+  if (base.method !== 'GET' && base.method !== 'HEAD' && base.method !== 'POST') throw methodNotAllowed(base.method, `$${operation.name}`, ALLOW.operation);
   return { ...base, kind: 'operation', operation };
 }
 

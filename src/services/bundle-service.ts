@@ -49,6 +49,8 @@ export class BundleService {
     /** The executor (built after this service: it runs bundles through it). */
     private readonly executor: () => InteractionExecutor,
     private readonly limits: BundleLimits,
+    /** Told about an unexpected error that failed one batch entry (the server logs it). */
+    private readonly onEntryError?: (error: unknown) => void,
   ) {}
 
   async process(bundle: Resource, context: RequestContext): Promise<Resource> {
@@ -83,8 +85,11 @@ export class BundleService {
         }
         responses.push(entryResponse(await this.executor().execute(request.interaction, context), context));
       } catch (error) {
-        if (!(error instanceof FhirError)) throw error;
-        responses.push({ response: { status: statusLine(error.status), outcome: operationOutcome(error.issues) } });
+        // An unexpected error fails its entry alone (http.html#brules), without its details.
+        const failure = error instanceof FhirError ? error
+          : new FhirError(500, { severity: 'fatal', code: 'exception', diagnostics: 'Internal server error' });
+        if (!(error instanceof FhirError)) this.onEntryError?.(error);
+        responses.push({ response: { status: statusLine(failure.status), outcome: operationOutcome(failure.issues) } });
       }
     }
     return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
@@ -95,19 +100,29 @@ export class BundleService {
   private async transaction(rawEntries: unknown[], context: RequestContext): Promise<Resource> {
     // Every entry is read and authorized before anything runs: one bad entry fails the whole.
     const requests = rawEntries.map((entry, index) => {
-      const request = entryRequestOf(entry, index, context.baseUrl);
+      const request = asBundleError(() => entryRequestOf(entry, index, context.baseUrl));
       located(index, () => this.executor().authorize(request.interaction, context));
       return request;
     });
     const guard = this.executor().writeGuard(context);
+    const staleEntries: number[] = [];
     for (let attempt = 1; ; attempt++) {
-      const plan = await this.planTransaction(requests, guard);
       try {
+        const plan = await this.planTransaction(requests, guard);
         const responses = await this.store.transaction((tx) => this.commitTransaction(requests, plan, tx, context));
         return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
       } catch (error) {
         if (!(error instanceof StaleWritePlan)) throw error;
-        if (attempt >= MAX_PLAN_ATTEMPTS) throw staleConflict();
+        staleEntries.push(error.entryIndex ?? -1);
+        if (attempt >= MAX_PLAN_ATTEMPTS) {
+          const index = staleEntries[0]!;
+          // The same entry stale on every attempt: what its conditional criteria match changes
+          // within this transaction, so another of its entries writes what they match.
+          if (index >= 0 && staleEntries.every((i) => i === index)) {
+            throw locate(FhirError.badRequest('Its conditional criteria match a resource that another entry of this transaction writes; identities may not overlap (http.html#trules)', 'invalid'), index);
+          }
+          throw staleConflict();
+        }
       }
     }
   }
@@ -124,8 +139,9 @@ export class BundleService {
       if (plans.size > 0 && plans.size % ENTRIES_PER_TURN === 0) await yieldToEventLoop();
       // A fresh copy per attempt: references are rewritten in it.
       const interaction = { ...request.interaction };
-      if (request.resource && interaction.body === request.resource) {
-        interaction.body = structuredClone(request.resource);
+      if (interaction.body !== undefined) {
+        // The resource, or a PATCH entry's decoded JSON Patch: its values may reference entries too.
+        interaction.body = structuredClone(interaction.body);
         replaceReferences(interaction.body, resolution.references);
       }
       plans.set(request.index, await located(request.index, () => this.planEntry(request, interaction, resolution, guard)));
@@ -142,7 +158,7 @@ export class BundleService {
     const assigned = resolution.assigned.get(request.index);
     switch (interaction.kind) {
       case 'delete': return this.resources.planDelete(type, interaction.id!, ifMatch, options);
-      case 'conditional-delete': return this.resources.planConditionalDelete(type, interaction.rawQuery, { ...options, expectedMatch: null });
+      case 'conditional-delete': return this.resources.planConditionalDelete(type, interaction.rawQuery, { ...options, expectedMatch: null }, ifMatch);
       case 'create':
         if (assigned?.matched) return Promise.resolve(this.matchedCreatePlan(type, ifNoneExist!, assigned.id, guard));
         return this.resources.planCreate(type, body, ifNoneExist, {
@@ -150,9 +166,11 @@ export class BundleService {
         });
       case 'update': return this.resources.planUpdate(type, interaction.id!, body, ifMatch, options);
       case 'conditional-update':
-        return this.resources.planConditionalUpdate(type, interaction.rawQuery, body, { ...options, ...(assigned ? { newId: assigned.id } : {}) });
+        return this.resources.planConditionalUpdate(type, interaction.rawQuery, body, {
+          ...options, ...(assigned ? { newId: assigned.id } : {}), expectedMatch: resolution.conditionalUpdateMatches.get(request.index) ?? null,
+        }, ifMatch);
       case 'patch': return this.resources.planPatch(type, interaction.id!, interaction.body, ifMatch, options);
-      case 'conditional-patch': return this.resources.planConditionalPatch(type, interaction.rawQuery, interaction.body, options);
+      case 'conditional-patch': return this.resources.planConditionalPatch(type, interaction.rawQuery, interaction.body, options, ifMatch);
       default: throw new Error(`internal: ${interaction.kind} is not a transaction write`);
     }
   }
@@ -181,7 +199,13 @@ export class BundleService {
       const plan = plans.get(request.index);
       out[request.index] = await located(request.index, async () => {
         if (!plan) return entryResponse(await this.executor().execute(request.interaction, context, tx), context);
-        const result = await plan.commit(tx);
+        let result;
+        try {
+          result = await plan.commit(tx);
+        } catch (error) {
+          if (error instanceof StaleWritePlan) error.entryIndex = request.index;
+          throw error;
+        }
         if (result.version) {
           const identity = `${plan.resourceType}/${result.version.id}`;
           const earlier = touched.get(identity);
@@ -237,6 +261,7 @@ export class BundleService {
   private async resolveFullUrls(requests: BundleEntryRequest[], deleting: Set<string>, guard: WriteGuard): Promise<Resolution> {
     const references = new Map<string, string>();
     const assigned = new Map<number, { id: string; matched: boolean }>();
+    const conditionalUpdateMatches = new Map<number, string | null>();
     // Ids the transaction assigned or resolved: references to them are stored ids, not client ids to pseudonymize.
     const storedIds = new Set<string>();
     const { store } = this;
@@ -259,6 +284,7 @@ export class BundleService {
         target = `${type}/${id}`;
       } else if (interaction.kind === 'conditional-update') {
         const match = await liveMatch(request, interaction.rawQuery, 'conditional update');
+        conditionalUpdateMatches.set(request.index, match?.id ?? null);
         const bodyId = (interaction.body as Resource | undefined)?.id;
         if (match) {
           storedIds.add(match.id);
@@ -298,7 +324,7 @@ export class BundleService {
         conditionalReferences.push({ type, criteria, id: matches[0]!.id });
       }
     }
-    return { references, assigned, storedIds, conditionalReferences };
+    return { references, assigned, storedIds, conditionalReferences, conditionalUpdateMatches };
   }
 
   /** Inside the transaction: each conditional reference still names the resource it was resolved to. */
@@ -317,6 +343,8 @@ interface Resolution {
   assigned: Map<number, { id: string; matched: boolean }>;
   storedIds: Set<string>;
   conditionalReferences: ConditionalReference[];
+  /** By entry index: what a conditional update matched when its fullUrl was resolved (null: nothing). */
+  conditionalUpdateMatches: Map<number, string | null>;
 }
 
 interface TransactionPlan {
@@ -366,6 +394,19 @@ function locate(error: FhirError, index: number): FhirError {
   return new FhirError(error.status, error.issues.map((i) => locateIssue(i, index)), error.headers);
 }
 
+/**
+ * An entry URL that names no interaction (404) or a method it does not take (405) makes the
+ * transaction Bundle a bad request: the Bundle's URL itself exists and takes POST.
+ */
+function asBundleError<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof FhirError && (error.status === 404 || error.status === 405)) throw new FhirError(400, error.issues);
+    throw error;
+  }
+}
+
 /** Runs `work` for entry `index`; a FhirError it throws fails the transaction, located at that entry. */
 async function located<T>(index: number, work: () => T | Promise<T>): Promise<T> {
   try {
@@ -381,8 +422,9 @@ async function located<T>(index: number, work: () => T | Promise<T>): Promise<T>
  */
 function assertLocalReferencesResolve(requests: BundleEntryRequest[], references: Map<string, string>): void {
   for (const request of requests) {
-    if (!request.resource) continue;
-    for (const reference of referenceStrings(request.resource)) {
+    const body = request.interaction.body;
+    if (body === undefined) continue;
+    for (const reference of referenceStrings(body)) {
       if ((reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) && !references.has(reference)) {
         throw FhirError.badRequest(`Bundle.entry[${request.index}]: the reference ${reference.slice(0, 9)}… names no entry of this transaction (no entry has it as fullUrl)`,
           'invalid', [`Bundle.entry[${request.index}]`]);

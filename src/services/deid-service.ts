@@ -138,7 +138,7 @@ export function deidOperations(deid: DeidService): OperationDefinition[] {
       },
     },
     {
-      name: 'reidentify', levels: ['instance'], methods: ['GET'],
+      name: 'reidentify', levels: ['instance'], methods: ['GET'], writes: true,
       async run(interaction, context) {
         return resourceResult(await deid.reidentify({
           resourceType: interaction.resourceType!, id: interaction.id!, authorization: context.authorization, clientAddress: context.clientAddress,

@@ -54,8 +54,15 @@ export class InteractionExecutor {
       case 'history-type':
       case 'history-system':
         return resourceResult(await this.history(interaction, context, tx));
-      case 'operation':
-        return this.deps.operations.resolve(interaction).run(interaction, context, tx);
+      case 'operation': {
+        const operation = this.deps.operations.resolve(interaction);
+        if (tx && operation.writes) {
+          throw FhirError.badRequest(`$${operation.name} records an audit event and cannot run inside a transaction; use a batch or a plain request`, 'not-supported');
+        }
+        // An operation on an instance is a read of it: what may not be seen is absent.
+        if (interaction.id !== undefined) await this.assertTargetReadable(interaction, context, tx);
+        return operation.run(interaction, context, tx);
+      }
       default:
         return this.write(interaction, context, tx);
     }
@@ -77,6 +84,15 @@ export class InteractionExecutor {
       restriction: (type) => policy.searchRestriction(type, context),
       mayReturn: (resource) => policy.mayAccess(resource, 'read', context),
     };
+  }
+
+  /** Under a restricting policy, the target of an instance operation must be one the context may read. */
+  private async assertTargetReadable(interaction: Interaction, context: RequestContext, reader: StoreReader | undefined): Promise<void> {
+    if (this.deps.policy === ALLOW_ALL) return;
+    const current = await this.deps.resources.readCurrentVersion(interaction.resourceType!, interaction.id!, reader);
+    if (!current || current.json === null || !this.deps.policy.mayAccess(JSON.parse(current.json) as Resource, 'read', context)) {
+      throw FhirError.notFound(`No ${interaction.resourceType} with this id exists`);
+    }
   }
 
   /** http.html#read: `_summary` and `_elements` shape a read as they shape a search's matches. */
@@ -120,6 +136,10 @@ export class InteractionExecutor {
     const restricted = policy.searchRestriction(interaction.resourceType ?? null, context) !== undefined;
     const versions = restricted ? page.versions.filter((v) => v.json === null
       ? this.deleteVisible(v, page.versions, context) : policy.mayAccess(JSON.parse(v.json) as Resource, 'read', context)) : page.versions;
+    // A hidden resource's history reads as the history of nothing: 404, as for an unknown id.
+    if (restricted && interaction.kind === 'history-instance' && versions.length === 0 && page.versions.length > 0) {
+      throw FhirError.notFound(`No ${interaction.resourceType} with this id exists`);
+    }
     const total = restricted ? versions.length : page.total;
     const base = context.baseUrl;
     const path = interactionPath(interaction);
@@ -147,15 +167,15 @@ export class InteractionExecutor {
       case 'update':
         return written(await resources.update(type, interaction.id!, resourceBody(interaction), ifMatch, options), 'Updated');
       case 'conditional-update':
-        return written(await resources.conditionalUpdate(type, interaction.rawQuery, resourceBody(interaction), options), 'Updated');
+        return written(await resources.conditionalUpdate(type, interaction.rawQuery, resourceBody(interaction), options, ifMatch), 'Updated');
       case 'patch':
         return written(await resources.patch(type, interaction.id!, interaction.body, ifMatch, options), 'Patched');
       case 'conditional-patch':
-        return written(await resources.conditionalPatch(type, interaction.rawQuery, interaction.body, options), 'Patched');
+        return written(await resources.conditionalPatch(type, interaction.rawQuery, interaction.body, options, ifMatch), 'Patched');
       case 'delete':
         return written(await resources.delete(type, interaction.id!, ifMatch, options), 'Deleted');
       case 'conditional-delete':
-        return written(await resources.conditionalDelete(type, interaction.rawQuery, options), 'Deleted');
+        return written(await resources.conditionalDelete(type, interaction.rawQuery, options, ifMatch), 'Deleted');
       default:
         throw new Error(`internal: no executor branch for ${interaction.kind}`);
     }
@@ -165,6 +185,7 @@ export class InteractionExecutor {
   writeGuard(context: RequestContext): WriteGuard {
     const { policy } = this.deps;
     return {
+      mayRead: (resource) => policy.mayAccess(resource, 'read', context),
       mayWrite: (resource) => policy.mayAccess(resource, 'write', context),
       mayDelete: (resource) => policy.mayAccess(resource, 'delete', context),
       searchRestriction: (type) => policy.searchRestriction(type, context),

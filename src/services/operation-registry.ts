@@ -20,6 +20,11 @@ export interface OperationDefinition {
   methods: readonly ('GET' | 'POST')[];
   /** Types it applies to at the type and instance levels (undefined: every type). */
   types?: readonly string[];
+  /**
+   * It writes in a store transaction of its own (an audit record): it cannot run inside a
+   * transaction Bundle, whose store transaction holds the single writer.
+   */
+  writes?: boolean;
   run(interaction: Interaction, context: RequestContext, reader?: StoreReader): Promise<InteractionResult>;
 }
 

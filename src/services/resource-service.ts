@@ -11,6 +11,7 @@ import { FhirError, type OutcomeIssue } from '../fhir/fhir-error.js';
 import { isResourceObject, isValidResourceId, referenceStrings, type Resource } from '../fhir/resource.js';
 import type { SearchRestriction } from '../auth/access-policy.js';
 import { canonicalJson } from '../ledger/jcs.js';
+import { checkJsonValueLimits, type JsonValueLimits } from '../fhir/json-value-limits.js';
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
 import type { SearchIndexExtractor } from '../fhir/search-index/search-index-extractor.js';
 import type { SearchParameterRegistry } from '../fhir/search-parameter-registry.js';
@@ -27,6 +28,8 @@ export interface ResourceServiceOptions {
   maxPageSize: number;
   /** `_sort` keys, OR values, AND repetitions and parameters per search; default DEFAULT_SEARCH_LIMITS. */
   searchLimits?: SearchLimits;
+  /** Checked on what a PATCH makes too, since a patch can grow an element past the body limits. */
+  valueLimits?: JsonValueLimits;
 }
 
 /** The result of a write interaction, for the http layer and for bundle entry responses. */
@@ -43,6 +46,8 @@ export interface WriteResult {
 
 /** What a write may touch under the access policy (auth/access-policy.ts, asked by the executor). */
 export interface WriteGuard {
+  /** May this stored resource be seen? One that may not is answered as absent (404), never 403. */
+  mayRead(resource: Resource): boolean;
   /** May this resource, in its stored form, be written (the new content, and what it replaces)? */
   mayWrite(resource: Resource): boolean;
   mayDelete(resource: Resource): boolean;
@@ -83,6 +88,9 @@ export interface WritePlan {
 
 /** Thrown by `WritePlan.commit` when what the plan assumed no longer holds: plan again. */
 export class StaleWritePlan extends Error {
+  /** Set by a transaction: the entry whose plan went stale. */
+  entryIndex: number | undefined;
+
   constructor() {
     super('the write plan is stale');
     this.name = 'StaleWritePlan';
@@ -306,17 +314,23 @@ export class ResourceService {
   }
 
   /** FHIR R4 http.html#cond-update: `PUT Type?query`. */
-  async conditionalUpdate(resourceType: string, query: string, body: Resource, options: WriteOptions = {}): Promise<WriteResult> {
-    return this.runPlanned(() => this.planConditionalUpdate(resourceType, query, body, options), options.tx);
+  async conditionalUpdate(resourceType: string, query: string, body: Resource, options: WriteOptions = {},
+    ifMatch?: string): Promise<WriteResult> {
+    return this.runPlanned(() => this.planConditionalUpdate(resourceType, query, body, options, ifMatch), options.tx);
   }
 
-  async planConditionalUpdate(resourceType: string, query: string, body: Resource, options: PlanOptions = {}): Promise<WritePlan> {
+  async planConditionalUpdate(resourceType: string, query: string, body: Resource, options: PlanOptions = {},
+    ifMatch?: string): Promise<WritePlan> {
     this.assertBodyType(resourceType, body);
     if (body.id !== undefined) this.assertValidId(body.id);
     const bodyId = body.id === undefined ? undefined : await this.deid.storedIdForWrite(resourceType, body.id, options.issuedIds);
     const matches = await this.conditionalMatches(options.reader ?? this.store, resourceType, query, 2, options.guard);
     if (matches.length > 1) throw this.multipleMatches('conditional update');
     const match = matches[0];
+    // A transaction resolved this entry's fullUrl already: a different match now is a change meanwhile.
+    if (options.expectedMatch !== undefined && (match?.id ?? null) !== options.expectedMatch) throw new StaleWritePlan();
+    // http.html#concurrency: If-Match on a conditional update applies to what it matched.
+    const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     // http.html#cond-update: one match but the body names another id → 400.
     if (match && bodyId !== undefined && bodyId !== match.id) {
       throw FhirError.badRequest('The resource id does not match the resource found by the conditional update');
@@ -334,6 +348,7 @@ export class ResourceService {
         if (!match && current && !current.deleted) {
           throw FhirError.preconditionFailed('A resource with this id exists but does not match the conditional update criteria');
         }
+        this.checkIfMatch(expectedVersion, current);
         return this.commitReplacing(t, resourceType, id, prepared, current, options.guard);
       },
     };
@@ -354,15 +369,18 @@ export class ResourceService {
   }
 
   /** `PATCH Type?query`: exactly one match is patched (http.html#patch, conditional). */
-  async conditionalPatch(resourceType: string, query: string, operations: unknown, options: WriteOptions = {}): Promise<WriteResult> {
-    return this.runPlanned(() => this.planConditionalPatch(resourceType, query, operations, options), options.tx);
+  async conditionalPatch(resourceType: string, query: string, operations: unknown, options: WriteOptions = {},
+    ifMatch?: string): Promise<WriteResult> {
+    return this.runPlanned(() => this.planConditionalPatch(resourceType, query, operations, options, ifMatch), options.tx);
   }
 
-  async planConditionalPatch(resourceType: string, query: string, operations: unknown, options: PlanOptions = {}): Promise<WritePlan> {
+  async planConditionalPatch(resourceType: string, query: string, operations: unknown, options: PlanOptions = {},
+    ifMatch?: string): Promise<WritePlan> {
     const matches = await this.conditionalMatches(options.reader ?? this.store, resourceType, query, 2, options.guard);
     if (matches.length === 0) throw FhirError.notFound('No resource matches the conditional patch criteria');
     if (matches.length > 1) throw this.multipleMatches('conditional patch');
-    return this.patchPlan(matches[0]!, operations, options);
+    this.checkIfMatch(ifMatch === undefined ? undefined : parseETagVersion(ifMatch), matches[0]);
+    return this.patchPlan(matches[0]!, operations, options, query);
   }
 
   /**
@@ -392,11 +410,12 @@ export class ResourceService {
   }
 
   /** http.html#cdelete: no match → success, one → delete, several → 412. */
-  async conditionalDelete(resourceType: string, query: string, options: WriteOptions = {}): Promise<WriteResult> {
-    return this.runPlanned(() => this.planConditionalDelete(resourceType, query, options), options.tx);
+  async conditionalDelete(resourceType: string, query: string, options: WriteOptions = {}, ifMatch?: string): Promise<WriteResult> {
+    return this.runPlanned(() => this.planConditionalDelete(resourceType, query, options, ifMatch), options.tx);
   }
 
-  async planConditionalDelete(resourceType: string, query: string, options: PlanOptions = {}): Promise<WritePlan> {
+  async planConditionalDelete(resourceType: string, query: string, options: PlanOptions = {}, ifMatch?: string): Promise<WritePlan> {
+    const expectedVersion = ifMatch === undefined ? undefined : parseETagVersion(ifMatch);
     // Resolved where it commits: the match is race-free, and there is nothing to prepare.
     const planned = await this.conditionalMatches(options.reader ?? this.store, resourceType, query, 2, options.guard);
     return {
@@ -406,6 +425,7 @@ export class ResourceService {
         if (options.expectedMatch !== undefined && (matches[0]?.id ?? null) !== (planned[0]?.id ?? null)) throw new StaleWritePlan();
         if (matches.length > 1) throw this.multipleMatches('conditional delete');
         if (matches.length === 0) return { status: 204, version: undefined };
+        this.checkIfMatch(expectedVersion, matches[0]);
         this.assertMayDelete(matches[0]!, options.guard);
         return { status: 204, version: await this.commitVersion(t, resourceType, matches[0]!.id, null, matches[0]) };
       },
@@ -413,8 +433,8 @@ export class ResourceService {
   }
 
   /**
-   * Runs a plan in its own store transaction, planning again while it is stale; inside a
-   * transaction Bundle (`tx`), planning reads that transaction, so nothing can go stale.
+   * Runs a plan in its own store transaction, planning again while it is stale. With `tx` (a
+   * caller's own transaction) the plan commits there, and a stale plan is the caller's to handle.
    */
   private async runPlanned(plan: () => Promise<WritePlan>, tx: StoreTransaction | undefined): Promise<WriteResult> {
     if (tx) return (await plan()).commit(tx);
@@ -433,9 +453,11 @@ export class ResourceService {
    * The patched resource, prepared from the version it was applied to; the commit checks that
    * this version is still the current one (else the patch is applied again to the newer one).
    */
-  private async patchPlan(current: StoredVersion, operations: unknown, options: PlanOptions): Promise<WritePlan> {
+  private async patchPlan(current: StoredVersion, operations: unknown, options: PlanOptions,
+    criteria?: string): Promise<WritePlan> {
     if (!Array.isArray(operations)) throw FhirError.badRequest('A JSON Patch document must be an array of operations');
     const original = JSON.parse(current.json!) as Resource;
+    this.assertReadable(current, options.guard);
     this.assertMayWrite(original, options.guard);
     let patched: Resource;
     try {
@@ -448,6 +470,8 @@ export class ResourceService {
     if (!isResourceObject(patched) || patched.resourceType !== current.resourceType || patched.id !== current.id) {
       throw FhirError.unprocessable([{ severity: 'error', code: 'invalid', diagnostics: 'A patch must leave a resource of the same resourceType and id' }]);
     }
+    // What a patch makes meets the limits a body must meet (repetitions, numbers in range).
+    if (this.options.valueLimits) checkJsonValueLimits(patched, this.options.valueLimits);
     // The patch applies to the stored form: rules that are not idempotent (cryptoHash, dateShift,
     // pseudonymize) are not applied again to what the stored version already holds.
     const prepared = await this.prepareResource(patched, { id: current.id }, original);
@@ -456,6 +480,11 @@ export class ResourceService {
     return {
       resourceType, id,
       commit: async (t) => {
+        if (criteria !== undefined) {
+          // A conditional patch: its criteria must still match this resource alone (412 otherwise).
+          const matches = await this.conditionalMatches(t, resourceType, criteria, 2, options.guard);
+          if (matches.length !== 1 || matches[0]!.id !== id) throw new StaleWritePlan();
+        }
         const now = await t.readCurrent(resourceType, id);
         if (!now || now.deleted || now.versionId !== current.versionId) throw new StaleWritePlan();
         return this.commitReplacing(t, resourceType, id, prepared, now, options.guard);
@@ -472,6 +501,7 @@ export class ResourceService {
     current: StoredVersion | undefined, guard: WriteGuard | undefined): Promise<WriteResult> {
     const live = current && !current.deleted ? current : undefined;
     if (live) {
+      this.assertReadable(live, guard);
       this.assertMayWrite(JSON.parse(live.json!) as Resource, guard);
       if (sameStoredContent(prepared.resource, live.json!)) return { status: 200, version: live, unchanged: true };
     }
@@ -484,7 +514,15 @@ export class ResourceService {
     }
   }
 
+  /** A resource the context may not see is answered as absent: a 403 would say it exists. */
+  private assertReadable(current: StoredVersion, guard: WriteGuard | undefined): void {
+    if (guard && current.json !== null && !guard.mayRead(JSON.parse(current.json) as Resource)) {
+      throw FhirError.notFound(`No ${current.resourceType} with this id exists`);
+    }
+  }
+
   private assertMayDelete(current: StoredVersion, guard: WriteGuard | undefined): void {
+    this.assertReadable(current, guard);
     if (guard && !guard.mayDelete(JSON.parse(current.json!) as Resource)) {
       throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: `This ${current.resourceType} may not be deleted with the access granted` });
     }
@@ -535,6 +573,11 @@ export class ResourceService {
   async read(resourceType: string, id: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);
     return this.readExisting(reader, resourceType, await this.deid.storedIdForRead(resourceType, id));
+  }
+
+  /** The current version (a delete included) of a client's id, or undefined: no 404/410 decided here. */
+  async readCurrentVersion(resourceType: string, id: string, reader: StoreReader = this.store): Promise<StoredVersion | undefined> {
+    return reader.readCurrent(resourceType, await this.deid.storedIdForRead(resourceType, id));
   }
 
   /** http.html#vread: a deleted version → 410. */
@@ -622,6 +665,11 @@ export class ResourceService {
    */
   async restrictSearch(query: SearchQuery, restriction: SearchRestriction | undefined): Promise<void> {
     if (!restriction) return;
+    // Chains and _has search other resources than the ones returned; the restriction is not
+    // ANDed into those inner searches yet, so they would tell what exists behind it.
+    if (query.criteria.some((c) => c.chain !== undefined || c.reverse !== undefined)) {
+      throw new FhirError(403, { severity: 'error', code: 'forbidden', diagnostics: 'Chained and _has searches are not available with the restricted access granted' });
+    }
     if (restriction.criteria.length > 0) {
       const parsed = parseSearchQuery(query.resourceType, await this.deid.translateSearch(query.resourceType, restriction.criteria), this.registry, {
         defaultCount: 1, maxCount: 1, strict: true,

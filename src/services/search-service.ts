@@ -124,6 +124,8 @@ export class SearchService {
       const keep = (v: StoredVersion) => {
         const key = `${v.resourceType}/${v.id}`;
         if (seen.has(key) || v.deleted || added.length + next.length >= MAX_INCLUDED) return;
+        // What may not be returned is not walked through either (`:iterate` would reach past it).
+        if (access && !access.mayReturn(JSON.parse(v.json!) as Resource)) return;
         seen.add(key);
         next.push(v);
       };

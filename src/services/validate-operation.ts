@@ -4,7 +4,7 @@
  * resource-validation-mode) and `profile` from the Parameters or the URL. Always answers an
  * OperationOutcome (200); stores nothing.
  */
-import { operationOutcome } from '../fhir/fhir-error.js';
+import { FhirError, operationOutcome } from '../fhir/fhir-error.js';
 import type { Resource } from '../fhir/resource.js';
 import { resourceResult } from './interaction-result.js';
 import type { OperationDefinition } from './operation-registry.js';
@@ -21,7 +21,11 @@ export function validateOperation(resources: ResourceService): OperationDefiniti
       const type = interaction.resourceType!;
       const body = interaction.body as Resource | undefined;
       const fromParameters = body?.resourceType === 'Parameters' && type !== 'Parameters';
-      const parameters = fromParameters ? (body!.parameter as ValidateParameter[] | undefined) ?? [] : [];
+      const given = fromParameters ? body!.parameter ?? [] : [];
+      if (!Array.isArray(given) || given.some((p) => typeof p !== 'object' || p === null || Array.isArray(p))) {
+        throw FhirError.badRequest('Parameters.parameter must be an array of parameters', 'structure', ['Parameters.parameter']);
+      }
+      const parameters = given as ValidateParameter[];
       const parameter = (name: string) => parameters.find((p) => p.name === name);
       const fromUrl = (name: string) => interaction.query.find(([n]) => n === name)?.[1];
       const mode = parameter('mode')?.valueCode ?? fromUrl('mode');

@@ -100,8 +100,9 @@ describe('access policy seam: a test policy confined to one patient (e2e)', () =
   it('writes: content outside the compartment is 403, deletes are refused before anything runs, and nothing changed', async () => {
     const foreign = await server.request('POST', '/fhir/Observation', { body: observation('x', 'pb') });
     expect(foreign.status).to.equal(403);
+    // Replacing another patient's Observation: it reads as absent, so the answer is a 404.
     const overwrite = await server.request('PUT', '/fhir/Observation/ob1', { body: observation('ob1', 'pa') });
-    expect(overwrite.status, 'replacing another patient\'s Observation').to.equal(403);
+    expect(overwrite.status, 'replacing another patient\'s Observation').to.equal(404);
     expect((await server.request('DELETE', '/fhir/Observation/oa1')).status).to.equal(403);
     const own = await server.request('POST', '/fhir/Observation', { body: observation('y', 'pa') });
     expect(own.status).to.equal(201);
@@ -131,5 +132,25 @@ describe('access policy seam: a test policy confined to one patient (e2e)', () =
       body: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: observation('t', 'pb'), request: { method: 'POST', url: 'Observation' } }] },
     });
     expect(transaction.status).to.equal(403);
+  });
+
+  it('nothing tells a hidden resource from an absent one: operations, instance history and a patch answer 404', async () => {
+    for (const [method, path] of [['GET', '/fhir/Patient/pb/$verify'], ['GET', '/fhir/Patient/pb/_history'], ['GET', '/fhir/Patient/pb/$reidentify']] as const) {
+      const res = await server.request(method, path);
+      expect(res.status, `${method} ${path}: ${res.text}`).to.equal(404);
+    }
+    const patch = await server.request('PATCH', '/fhir/Patient/pb', {
+      body: JSON.stringify([{ op: 'add', path: '/active', value: true }]), headers: { 'Content-Type': 'application/json-patch+json' },
+    });
+    expect(patch.status).to.equal(404);
+    // Content outside the compartment is refused before the store is asked: the same 403
+    // whether the id exists or not.
+    expect((await server.request('PUT', '/fhir/Patient/pb', { body: patient('pb') })).status).to.equal(403);
+    expect((await server.request('PUT', '/fhir/Patient/never-was', { body: patient('never-was') })).status).to.equal(403);
+  });
+
+  it('chained and _has searches, whose inner searches the restriction does not reach yet, are refused (403)', async () => {
+    expect((await server.request('GET', '/fhir/Patient?_has:Observation:subject:category=social-history')).status).to.equal(403);
+    expect((await server.request('GET', '/fhir/Observation?subject.name=F-pb')).status).to.equal(403);
   });
 });

@@ -231,4 +231,67 @@ describe('batch and transaction bundles (e2e)', () => {
       await small.stop();
     }
   });
+
+  describe('what a transaction refuses, without stalling or leaving anything behind', () => {
+    const post = (body: unknown) => server.request('POST', '/fhir', { body });
+
+    it('an operation that writes its own audit record ($reidentify) is a 400 inside a transaction, and the writer stays free', async () => {
+      const res = await post({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'GET', url: 'Patient/any/$reidentify' } }] });
+      expect(res.status).to.equal(400);
+      expect(res.json.issue[0].diagnostics).to.match(/cannot run inside a transaction/);
+      expect((await server.request('PUT', '/fhir/Patient/after-reidentify', { body: { resourceType: 'Patient', id: 'after-reidentify' } })).status).to.equal(201);
+    });
+
+    it('entries whose conditional criteria match what another entry writes are a 400 (identities overlap), not a retry loop', async () => {
+      const patient = { resourceType: 'Patient', identifier: [{ system: 'urn:self', value: 'same' }] };
+      const res = await post({
+        resourceType: 'Bundle', type: 'transaction', entry: [
+          { resource: patient, request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:self|same' } },
+          { resource: patient, request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:self|same' } },
+        ],
+      });
+      expect(res.status, res.text).to.equal(400);
+      expect(res.json.issue[0].diagnostics).to.match(/another entry of this transaction/);
+      expect(await total('Patient?identifier=urn:self|same')).to.equal(0);
+    });
+
+    it('a PATCH entry\'s urn:uuid references resolve like a resource\'s', async () => {
+      await server.request('PUT', '/fhir/Patient/patch-ref', { body: { resourceType: 'Patient', id: 'patch-ref' } });
+      const ops = [{ op: 'add', path: '/generalPractitioner', value: [{ reference: 'urn:uuid:0b7e1c2a-0000-4000-8000-00000000000a' }] }];
+      const res = await post({
+        resourceType: 'Bundle', type: 'transaction', entry: [
+          { fullUrl: 'urn:uuid:0b7e1c2a-0000-4000-8000-00000000000a', resource: { resourceType: 'Practitioner', name: [{ family: 'Gp' }] }, request: { method: 'POST', url: 'Practitioner' } },
+          { resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: Buffer.from(JSON.stringify(ops)).toString('base64') }, request: { method: 'PATCH', url: 'Patient/patch-ref' } },
+        ],
+      });
+      expect(res.status, res.text).to.equal(200);
+      const practitionerId = res.json.entry[0].response.location.split('/')[5];
+      expect((await server.request('GET', '/fhir/Patient/patch-ref')).json.generalPractitioner[0].reference).to.equal(`Practitioner/${practitionerId}`);
+    });
+
+    it('a PATCH entry meets the body limits: a number out of range is a 422 and a patch past the repetition limit a 413, in that entry only', async () => {
+      await server.request('PUT', '/fhir/Patient/patch-limits', { body: { resourceType: 'Patient', id: 'patch-limits' } });
+      const patchEntry = (ops: unknown) => ({
+        resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: Buffer.from(JSON.stringify(ops)).toString('base64') },
+        request: { method: 'PATCH', url: 'Patient/patch-limits' },
+      });
+      const many = Array.from({ length: 1001 }, (_, i) => ({ system: 'urn:many', value: String(i) }));
+      const res = await post({
+        resourceType: 'Bundle', type: 'batch', entry: [
+          { resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: Buffer.from('[{"op":"add","path":"/multipleBirthInteger","value":1e400}]').toString('base64') }, request: { method: 'PATCH', url: 'Patient/patch-limits' } },
+          patchEntry([{ op: 'add', path: '/identifier', value: many }]),
+          { request: { method: 'GET', url: 'Patient/patch-limits' } },
+        ],
+      });
+      expect(res.status).to.equal(200);
+      expect(res.json.entry.map((e: any) => e.response.status.split(' ')[0])).to.deep.equal(['422', '413', '200']);
+      expect(res.json.entry[2].resource.meta.versionId).to.equal('1');
+    });
+
+    it('an entry URL that is no interaction makes the transaction a 400, located at the entry', async () => {
+      const res = await post({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: 'metadata' } }] });
+      expect(res.status).to.equal(400);
+      expect(res.json.issue[0].expression).to.deep.equal(['Bundle.entry[0].request.url']);
+    });
+  });
 });

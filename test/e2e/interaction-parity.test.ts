@@ -96,4 +96,16 @@ describe('one interaction model: REST and batch entries answer alike (e2e)', () 
       expect({ rest: restStatus, batch: batchStatus }).to.deep.equal({ rest: row.status, batch: row.status });
     });
   }
+
+  it('a 405 says which methods the URL takes (Allow, RFC 9110 section 15.5.6)', async () => {
+    const res = await rest.request('DELETE', '/fhir/metadata');
+    expect(res.status).to.equal(405);
+    expect(res.headers.get('allow')).to.equal('GET, HEAD');
+    expect((await rest.request('POST', '/fhir/Patient/p1')).headers.get('allow')).to.equal('GET, HEAD, PUT, PATCH, DELETE');
+  });
+
+  it('$validate with a malformed Parameters body is a 400', async () => {
+    const res = await rest.request('POST', '/fhir/Patient/$validate', { body: { resourceType: 'Parameters', parameter: [null] } });
+    expect(res.status).to.equal(400);
+  });
 });
