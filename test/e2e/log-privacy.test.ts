@@ -84,7 +84,7 @@ const BAD_INPUT: BadInput[] = [
   ] }, status: 400, says: /Bundle.entry\[0\] and Bundle.entry\[1\] both modify the same Patient/ },
   { name: 'transaction entry with a URL this server cannot process', method: 'POST', path: '/fhir', body: { resourceType: 'Bundle', type: 'transaction', entry: [
     { request: { method: 'GET', url: `${FAMILY}/${MRN}/x/y/z` } },
-  ] }, status: 404, says: /request.url: No FHIR interaction for GET on this URL/ },
+  ] }, status: 400, says: /request.url: No FHIR interaction for GET on this URL/ },
   { name: 'transaction entry reading an unknown id', method: 'POST', path: '/fhir', body: { resourceType: 'Bundle', type: 'batch', entry: [
     { request: { method: 'GET', url: `Patient/${FAMILY}-${MRN}` } },
   ] }, status: 200, says: /No Patient with this id exists/ },
