@@ -61,12 +61,6 @@ async function main(): Promise<void> {
     const bareRead = { requests: { average: mean(bareRounds) } };
     const fhirReadMean = mean(fhirRounds);
 
-    // 1b. the same read with the in-memory cache of current versions off: every read hits SQLite
-    const uncached = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests-uncached.log'), { ...core, READ_CACHE_ENTRIES: '0' });
-    children.push(uncached.child);
-    const uncachedRead = await run('FHIR read by id, cache off', { url: readUrl.replace(fhir.baseUrl, uncached.baseUrl), connections: 32 });
-    uncached.child.kill('SIGTERM');
-
     // 2. creates
     const createBody = JSON.stringify(observation(1, patient.id));
     const creates = await run('create Observation', {
@@ -85,6 +79,14 @@ async function main(): Promise<void> {
     const bundles = await run('transaction of 100', {
       url: fhir.baseUrl, connections: 4, method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: bundle,
     });
+
+    // 4. the same read with the in-memory cache of current versions off: every read hits SQLite.
+    //    A DATA_DIR serves one process at a time (its lock), so the first server stops first.
+    await fhir.stop();
+    const uncached = await startFhirServer(path.join(work, 'data'), path.join(work, 'requests-uncached.log'), { ...core, READ_CACHE_ENTRIES: '0' });
+    children.push(uncached.child);
+    const uncachedRead = await run('FHIR read by id, cache off', { url: readUrl.replace(fhir.baseUrl, uncached.baseUrl), connections: 32 });
+    await uncached.stop();
 
     const readRatio = fhirReadMean / bareRead.requests.average;
     const resourcesPerSecond = bundles.requests.average * 100;

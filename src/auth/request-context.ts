@@ -46,14 +46,15 @@ const processPrefix = randomUUID().slice(0, 8);
 let requestCounter = 0;
 
 export function newRequestContext(fields: Partial<RequestContext> & Pick<RequestContext, 'baseUrl'>): RequestContext {
+  // Built field by field, one shape for every context (a spread showed on the read path).
   return {
     requestId: fields.requestId ?? `${processPrefix}-${(++requestCounter).toString(36)}`,
-    principal: undefined,
-    compartment: undefined,
-    authorization: undefined,
-    clientAddress: undefined,
-    strictHandling: false,
-    returnPreference: 'representation',
-    ...fields,
+    baseUrl: fields.baseUrl,
+    principal: fields.principal,
+    compartment: fields.compartment,
+    authorization: fields.authorization,
+    clientAddress: fields.clientAddress,
+    strictHandling: fields.strictHandling ?? false,
+    returnPreference: fields.returnPreference ?? 'representation',
   };
 }

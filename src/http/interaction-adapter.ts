@@ -27,9 +27,12 @@ export function interactionEndpoint(executor: InteractionExecutor, limits: BodyL
 }
 
 function conditionsOf(ctx: Context): Interaction['conditions'] {
+  const conditions: Interaction['conditions'] = {};
   const ifMatch = ctx.get('If-Match');
   const ifNoneExist = ctx.get('If-None-Exist');
-  return { ...(ifMatch !== '' ? { ifMatch } : {}), ...(ifNoneExist !== '' ? { ifNoneExist } : {}) };
+  if (ifMatch !== '') conditions.ifMatch = ifMatch;
+  if (ifNoneExist !== '') conditions.ifNoneExist = ifNoneExist;
+  return conditions;
 }
 
 async function readBody(ctx: Context, interaction: Interaction, limits: BodyLimits): Promise<unknown> {
@@ -49,8 +52,8 @@ export function requestContextOf(ctx: Context): RequestContext {
     baseUrl: fhirBaseUrl(ctx),
     strictHandling: prefer.strict,
     returnPreference: prefer.return,
-    ...(authorization !== '' ? { authorization } : {}),
-    ...(ctx.ip ? { clientAddress: ctx.ip } : {}),
+    authorization: authorization !== '' ? authorization : undefined,
+    clientAddress: ctx.ip || undefined,
   });
 }
 
