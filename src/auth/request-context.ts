@@ -22,7 +22,7 @@ export interface CompartmentRestriction {
 
 export interface RequestContext {
   /** Unique per HTTP request; bundle entries share their request's id. */
-  requestId: string;
+  readonly requestId: string;
   /** The FHIR base URL as clients address it (links, Location). */
   baseUrl: string;
   /** undefined: nobody authenticated (authorization off, or a public endpoint). */
@@ -45,16 +45,6 @@ export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome'
 const processPrefix = randomUUID().slice(0, 8);
 let requestCounter = 0;
 
-export function newRequestContext(fields: Partial<RequestContext> & Pick<RequestContext, 'baseUrl'>): RequestContext {
-  // Built field by field, one shape for every context (a spread showed on the read path).
-  return {
-    requestId: fields.requestId ?? `${processPrefix}-${(++requestCounter).toString(36)}`,
-    baseUrl: fields.baseUrl,
-    principal: fields.principal,
-    compartment: fields.compartment,
-    authorization: fields.authorization,
-    clientAddress: fields.clientAddress,
-    strictHandling: fields.strictHandling ?? false,
-    returnPreference: fields.returnPreference ?? 'representation',
-  };
+export function newRequestId(): string {
+  return `${processPrefix}-${(++requestCounter).toString(36)}`;
 }

@@ -4,7 +4,6 @@
  * grammar of FHIR R4 http.html lives in fhir/interaction.ts, shared with bundle entries.
  */
 import Koa from 'koa';
-import Router from '@koa/router';
 import type { Logger } from 'pino';
 import type { InteractionExecutor } from '../services/interaction-executor.js';
 import { interactionEndpoint } from './interaction-adapter.js';
@@ -25,18 +24,18 @@ export interface AppDependencies {
 
 export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
-  const router = new Router();
   const endpoint = interactionEndpoint(deps.executor, deps.limits);
-  // One route for the whole FHIR base: `/fhir`, `/fhir/` and everything below. Which
+  // One endpoint for the whole FHIR base: `/fhir`, `/fhir/` and everything below. Which
   // interaction a URL is, or that it is none (404) or takes another method (405), is
-  // parseInteraction's answer, for HTTP and bundle entries alike.
-  router.all(['/fhir', '/fhir/{*rest}'], endpoint);
+  // parseInteraction's answer, for HTTP and bundle entries alike; a router would only test the
+  // prefix again (and compose its middleware per request, which showed on the read path).
+  const fhirBase: Koa.Middleware = (ctx, next) => (ctx.path === '/fhir' || ctx.path.startsWith('/fhir/') ? endpoint(ctx) : next());
 
   if (deps.publicBaseUrl !== undefined) app.context.publicBaseUrl = deps.publicBaseUrl;
   app.use(requestLogger(deps.logger, deps.isKnownType));
   app.use(errorHandler);
   app.use(unsupportedMethods);
   app.use(contentNegotiation);
-  app.use(router.routes());
+  app.use(fhirBase);
   return app;
 }

@@ -4,7 +4,7 @@
  * (FHIR R4 http.html: ETag, Last-Modified, Location, Prefer). No business rules here.
  */
 import type { Context } from 'koa';
-import { newRequestContext, type RequestContext } from '../auth/request-context.js';
+import { newRequestId, type RequestContext, type ReturnPreference } from '../auth/request-context.js';
 import { successOutcome } from '../fhir/fhir-error.js';
 import { versionLocation } from '../fhir/bundle-builders.js';
 import { bodyKindOf, parseInteraction, type Interaction } from '../fhir/interaction.js';
@@ -45,16 +45,42 @@ async function readBody(ctx: Context, interaction: Interaction, limits: BodyLimi
   }
 }
 
+/**
+ * The request context of an HTTP request. What a read never needs (the base URL, `Prefer`, the
+ * client's address) is worked out on first use: a read by id is the hot path.
+ */
 export function requestContextOf(ctx: Context): RequestContext {
-  const prefer = preferences(ctx);
-  const authorization = ctx.get('Authorization');
-  return newRequestContext({
-    baseUrl: fhirBaseUrl(ctx),
-    strictHandling: prefer.strict,
-    returnPreference: prefer.return,
-    authorization: authorization !== '' ? authorization : undefined,
-    clientAddress: ctx.ip || undefined,
-  });
+  return new HttpRequestContext(ctx);
+}
+
+class HttpRequestContext implements RequestContext {
+  readonly requestId = newRequestId();
+  readonly principal = undefined;
+  readonly compartment = undefined;
+  private cachedBaseUrl: string | undefined;
+  private cachedPrefer: ReturnType<typeof preferences> | undefined;
+
+  constructor(private readonly ctx: Context) {}
+
+  get baseUrl(): string {
+    return (this.cachedBaseUrl ??= fhirBaseUrl(this.ctx));
+  }
+
+  get strictHandling(): boolean {
+    return (this.cachedPrefer ??= preferences(this.ctx)).strict;
+  }
+
+  get returnPreference(): ReturnPreference {
+    return (this.cachedPrefer ??= preferences(this.ctx)).return;
+  }
+
+  get authorization(): string | undefined {
+    return this.ctx.get('Authorization') || undefined;
+  }
+
+  get clientAddress(): string | undefined {
+    return this.ctx.ip || undefined;
+  }
 }
 
 function sendResult(ctx: Context, result: InteractionResult, context: RequestContext): void {
