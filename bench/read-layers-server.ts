@@ -2,17 +2,17 @@
  * One layer of the read path at a time, to show where a read's time goes (bench/read-layers.bench.ts):
  *   bare        Koa answering the same bytes (the rest-core baseline)
  *   log         + the server's request logger (pino, one line per request, the server's batching destination)
- *   router      + @koa/router holding the same six URL-shape layers as http/app.ts (reads answered as bare)
- *   http        the whole http/ layer of the server (logger, errors, negotiation, @koa/router with
- *               the FHIR route table, the read handler) over an in-memory version: no storage
+ *   parse       + the FHIR base's dispatch and parseInteraction, the URL grammar (reads answered as bare)
+ *   http        the whole http/ layer of the server and the executor (logger, errors, negotiation,
+ *               the interaction adapter, the executor's read) over an in-memory version: no storage
  * Usage: node dist/bench/read-layers-server.js <layer> <body file> <log file>  (prints {"port":N})
  */
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import Router from '@koa/router';
 import { pino } from 'pino';
 import { BufferedLogDestination } from '../src/buffered-log-destination.js';
+import { parseInteraction } from '../src/fhir/interaction.js';
 import { createApp } from '../src/http/app.js';
 import { requestLogger } from '../src/http/middleware/request-logger.js';
 import { ALLOW_ALL } from '../src/auth/access-policy.js';
@@ -56,13 +56,16 @@ if (layer === 'http') {
     logger, executor, isKnownType: () => true, publicBaseUrl: undefined,
     limits: { maxBodyBytes: 1 << 20, maxJsonDepth: 64, maxFormBodyBytes: 1 << 16, maxElementRepetitions: 1000 },
   });
-} else if (layer === 'router') {
+} else if (layer === 'parse') {
   app = new Koa();
   app.use(requestLogger(logger, (type) => type === 'Patient'));
-  const router = new Router();
-  // The one route of http/app.ts; reads answered as bare.
-  router.all(['/fhir', '/fhir/{*rest}'], bareHandler);
-  app.use(router.routes());
+  // http/app.ts's dispatch on the FHIR base, then the URL parsed as the adapter does; reads answered as bare.
+  app.use((ctx, next) => {
+    if (ctx.path !== '/fhir' && !ctx.path.startsWith('/fhir/')) return next();
+    parseInteraction(ctx.method, ctx.querystring === '' ? ctx.path.slice(5) : `${ctx.path.slice(5)}?${ctx.querystring}`);
+    bareHandler(ctx);
+    return undefined;
+  });
 } else {
   app = new Koa();
   if (layer === 'log') app.use(requestLogger(logger, (type) => type === 'Patient'));

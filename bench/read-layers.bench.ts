@@ -1,7 +1,7 @@
 /**
  * Where the time of a read by id goes: the same bytes served by bare Koa, then with the
- * request logger, then through @koa/router with the server's URL shapes, then by the whole
- * http/ layer without storage, and finally by the real server (read cache on, LEDGER=off).
+ * request logger, then with the FHIR base's dispatch and URL parsing, then by the whole
+ * http/ layer and the executor without storage, and finally by the real server (read cache on, LEDGER=off).
  * Besides requests per second (which the load generator, sharing the two cores, also limits),
  * it reports the server process's own CPU time per request, from /proc/<pid>/stat: the
  * steadier measure of what each layer costs. Usage: node dist/bench/read-layers.bench.js
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   }));
   try {
     const rows: [string, LayerResult][] = [];
-    for (const layer of ['bare', 'log', 'router', 'http']) rows.push([layer, await measure(layer, bodyFile, path.join(work, `${layer}.log`))]);
+    for (const layer of ['bare', 'log', 'parse', 'http']) rows.push([layer, await measure(layer, bodyFile, path.join(work, `${layer}.log`))]);
     rows.push(['server', await measureServer(work)]);
     const bare = rows[0]![1];
     const table = ['| layer | req/s | % of bare Koa | server CPU per request |', '|---|---|---|---|',

@@ -196,9 +196,9 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
       const op = operation(third, 'instance');
       if (op) return operationInteraction(as('operation', resourceType, id), op);
       if (!TYPE_NAME.test(third!)) throw noInteraction(upper);
-      if (get) interaction.compartmentType = third!;
+      if (!get) throw methodNotAllowed(upper, 'a compartment', ALLOW.read);
+      interaction.compartmentType = third!;
       return as('search-compartment', resourceType, id);
-      throw methodNotAllowed(upper, 'a compartment', ALLOW.read);
     }
     case 4:
     case 5: {
@@ -212,9 +212,9 @@ export function parseInteraction(method: string, relativeUrl: string, conditions
         interaction.versionId = versionId;
         return operationInteraction(as('operation', resourceType, id), op);
       }
-      if (get) interaction.versionId = versionId;
+      if (!get) throw methodNotAllowed(upper, 'a version (versions are read-only)', ALLOW.read);
+      interaction.versionId = versionId;
       return as('vread', resourceType, id);
-      throw methodNotAllowed(upper, 'a version (versions are read-only)', ALLOW.read);
     }
     default:
       throw noInteraction(upper);
