@@ -83,7 +83,10 @@ export class BundleService {
           // http.html#brules: batch entries may not depend on each other.
           throw FhirError.badRequest('A batch entry may not reference other entries by urn:uuid; use a transaction', 'invalid');
         }
-        responses.push(entryResponse(await this.executor().execute(request.interaction, context), context));
+        const entry = entryResponse(await this.executor().execute(request.interaction, context), context);
+        // HEAD is GET without the body (http.html#read), in a batch entry too.
+        if (request.interaction.method === 'HEAD') delete entry.resource;
+        responses.push(entry);
       } catch (error) {
         // An unexpected error fails its entry alone (http.html#brules), without its details.
         const failure = error instanceof FhirError ? error

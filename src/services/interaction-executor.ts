@@ -43,7 +43,7 @@ export class InteractionExecutor {
         if (tx) throw FhirError.badRequest('A Bundle entry may not itself POST a batch or transaction', 'not-supported');
         return resourceResult(await this.deps.processBundle(resourceBody(interaction), context));
       case 'read':
-        return this.readable(interaction, await resources.read(interaction.resourceType!, interaction.id!, tx), context);
+        return this.readable(interaction, await this.readCurrent(interaction, context, tx), context);
       case 'vread':
         return this.readable(interaction, await resources.vread(interaction.resourceType!, interaction.id!, interaction.versionId!, tx), context);
       case 'search-type':
@@ -84,6 +84,27 @@ export class InteractionExecutor {
       restriction: (type) => policy.searchRestriction(type, context),
       mayReturn: (resource) => policy.mayAccess(resource, 'read', context),
     };
+  }
+
+  /**
+   * http.html#read: a deleted resource is 410. Under a restricting policy a delete version has no
+   * content to judge, so the version before it is: a hidden resource's deletion reads as 404.
+   */
+  private async readCurrent(interaction: Interaction, context: RequestContext, reader: StoreReader | undefined): Promise<StoredVersion> {
+    const { resources, policy } = this.deps;
+    try {
+      return await resources.read(interaction.resourceType!, interaction.id!, reader);
+    } catch (error) {
+      if (!(error instanceof FhirError) || error.status !== 410 || policy === ALLOW_ALL) throw error;
+      const current = await resources.readCurrentVersion(interaction.resourceType!, interaction.id!, reader);
+      const before = current && current.versionId > 1
+        ? await resources.readStoredVersion(current.resourceType, current.id, current.versionId - 1, reader)
+        : undefined;
+      if (!before?.json || !policy.mayAccess(JSON.parse(before.json) as Resource, 'read', context)) {
+        throw FhirError.notFound(`No ${interaction.resourceType} with this id exists`);
+      }
+      throw error;
+    }
   }
 
   /** Under a restricting policy, the target of an instance operation must be one the context may read. */

@@ -580,6 +580,12 @@ export class ResourceService {
     return reader.readCurrent(resourceType, await this.deid.storedIdForRead(resourceType, id));
   }
 
+  /** One stored version by its stored id (a delete version included), or undefined. */
+  async readStoredVersion(resourceType: string, storedId: string, versionId: number,
+    reader: StoreReader = this.store): Promise<StoredVersion | undefined> {
+    return reader.readVersion(resourceType, storedId, versionId);
+  }
+
   /** http.html#vread: a deleted version → 410. */
   async vread(resourceType: string, id: string, versionId: string, reader: StoreReader = this.store): Promise<StoredVersion> {
     this.assertValidId(id);

@@ -55,13 +55,20 @@ describe('access policy seam: a test policy confined to one patient (e2e)', () =
       const res = await open.request('PUT', `/fhir/${body.resourceType}/${body.id}`, { body });
       expect(res.status, res.text).to.equal(201);
     }
+    // A deleted resource of the other patient: its deletion must not be told apart from nothing.
+    expect((await open.request('PUT', '/fhir/Observation/ob-deleted', { body: observation('ob-deleted', 'pb') })).status).to.equal(201);
+    expect((await open.request('DELETE', '/fhir/Observation/ob-deleted')).status).to.equal(204);
+    expect((await open.request('PUT', '/fhir/Observation/oa-deleted', { body: observation('oa-deleted', 'pa') })).status).to.equal(201);
+    expect((await open.request('DELETE', '/fhir/Observation/oa-deleted')).status).to.equal(204);
     const dataDir = open.dataDir;
     await open.close();
     server = await startTestServer({ dataDir }, undefined, testPolicy);
   });
   after(async () => server.stop());
 
-  const ids = (bundle: any): string[] => (bundle.entry ?? []).map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
+  // A history's delete entries carry no resource: they are named by their request.
+  const ids = (bundle: any): string[] => (bundle.entry ?? [])
+    .map((e: any) => (e.resource ? `${e.resource.resourceType}/${e.resource.id}` : `deleted ${e.request.url}`)).sort();
 
   it('reads: the own patient 200; another patient, its data and a hidden Observation read as absent (404)', async () => {
     expect((await server.request('GET', '/fhir/Patient/pa')).status).to.equal(200);
@@ -91,10 +98,11 @@ describe('access policy seam: a test policy confined to one patient (e2e)', () =
   });
 
   it('history: type and system history show only what may be seen', async () => {
+    const own = ['Observation/oa-deleted', 'Observation/oa1', 'Observation/oa2', 'deleted Observation/oa-deleted'];
     const history = await server.request('GET', '/fhir/Observation/_history');
-    expect(ids(history.json)).to.deep.equal(['Observation/oa1', 'Observation/oa2']);
+    expect(ids(history.json)).to.deep.equal(own);
     const system = await server.request('GET', '/fhir/_history');
-    expect(ids(system.json)).to.deep.equal(['Observation/oa1', 'Observation/oa2', 'Patient/pa']);
+    expect(ids(system.json)).to.deep.equal([...own, 'Patient/pa'].sort());
   });
 
   it('writes: content outside the compartment is 403, deletes are refused before anything runs, and nothing changed', async () => {
@@ -147,6 +155,11 @@ describe('access policy seam: a test policy confined to one patient (e2e)', () =
     // whether the id exists or not.
     expect((await server.request('PUT', '/fhir/Patient/pb', { body: patient('pb') })).status).to.equal(403);
     expect((await server.request('PUT', '/fhir/Patient/never-was', { body: patient('never-was') })).status).to.equal(403);
+  });
+
+  it('a deleted resource is 410 when it was visible, and 404 when it was another patient\'s', async () => {
+    expect((await server.request('GET', '/fhir/Observation/oa-deleted')).status).to.equal(410);
+    expect((await server.request('GET', '/fhir/Observation/ob-deleted')).status).to.equal(404);
   });
 
   it('chained and _has searches, whose inner searches the restriction does not reach yet, are refused (403)', async () => {

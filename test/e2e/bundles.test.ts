@@ -220,6 +220,16 @@ describe('batch and transaction bundles (e2e)', () => {
     expect(changed.headers.get('etag')).to.equal('W/"2"');
   });
 
+  it('a HEAD entry answers like GET without the body (http.html#read)', async () => {
+    await server.request('PUT', '/fhir/Patient/head-1', { body: { resourceType: 'Patient', id: 'head-1' } });
+    const res = await server.request('POST', '/fhir', {
+      body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'HEAD', url: 'Patient/head-1' } }, { request: { method: 'GET', url: 'Patient/head-1' } }] },
+    });
+    expect(res.json.entry[0].response).to.deep.include({ status: '200 OK', etag: 'W/"1"' });
+    expect(res.json.entry[0]).to.not.have.property('resource');
+    expect(res.json.entry[1].resource.id).to.equal('head-1');
+  });
+
   it('more entries than MAX_BUNDLE_ENTRIES is a 413, and nothing runs', async () => {
     const small = await startTestServer({ maxBundleEntries: 3 });
     try {
