@@ -13,9 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { startBareKoaBaseline } from './support/bare-koa-baseline.js';
 import { percentile, postJsonText, runClosedLoop } from './support/closed-loop-clients.js';
-import { numberArg, postJson, repoRoot, startFhirServer } from './support/fhir-server-process.js';
+import { numberArg, postJson, startFhirServer } from './support/fhir-server-process.js';
 import { cpuSpent, sampleCpu } from './support/process-cpu.js';
 import { bundleStatistics, bundleText, syntheaIngestBundle } from './support/synthea-ingest-bundle.js';
+import { writeBenchResults } from './support/bench-results.js';
 
 const clients = numberArg('clients', 4);
 const duration = numberArg('duration', 30);
@@ -84,11 +85,7 @@ async function main(): Promise<void> {
       `| resources per server-CPU-second | ${report.resourcesPerServerCpuSecond.toFixed(0)} (server process ${cpu.server.toFixed(1)} CPU-s; its ${cpuBefore.descendants.size} child processes (the embedded chain node) ${cpu.descendants.toFixed(1)} CPU-s apart) | (informational) |`,
       `| the same per CPU-second, as a ratio to bare Koa's requests per CPU-second | ${(report.cpuRatioToBareKoa * 100).toFixed(1)} % (bare Koa ${bareKoaPerCpuSecond.toFixed(0)} req per CPU-s) | (informational; less sensitive to other load on the machine) |`,
     ].join('\n');
-    const out = path.join(repoRoot, 'bench', 'results');
-    fs.mkdirSync(out, { recursive: true });
-    fs.writeFileSync(path.join(out, 'ingest.json'), `${JSON.stringify(report, null, 2)}\n`);
-    fs.writeFileSync(path.join(out, 'ingest.md'), `${table}\n`);
-    process.stdout.write(`${table}\n`);
+    writeBenchResults('ingest', report, table);
   } finally {
     baseline?.stop();
     await server.stop();

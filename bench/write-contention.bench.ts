@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startBareKoaBaseline } from './support/bare-koa-baseline.js';
 import { percentile, postJsonText, runClosedLoop, type ClosedLoopResult } from './support/closed-loop-clients.js';
-import { benchObservation, loadCountingFailures, numberArg, postJson, repoRoot, startFhirServer } from './support/fhir-server-process.js';
+import { benchObservation, loadCountingFailures, numberArg, postJson, startFhirServer } from './support/fhir-server-process.js';
+import { writeBenchResults } from './support/bench-results.js';
 
 const duration = numberArg('duration', 12);
 const connections = numberArg('connections', 4);
@@ -105,11 +106,7 @@ async function main(): Promise<void> {
       txRow(`transactions of ${entries} while single creates run (1 client)`, txDuring),
       `| bare Koa, same bytes as a Patient read (32 conn.) | ${bareKoa.toFixed(0)} req/s (before ${bareBefore.toFixed(0)}, after ${bareAfter.toFixed(0)}) | (baseline) |`,
     ].join('\n');
-    const out = path.join(repoRoot, 'bench', 'results');
-    fs.mkdirSync(out, { recursive: true });
-    fs.writeFileSync(path.join(out, 'write-contention.json'), `${JSON.stringify(report, null, 2)}\n`);
-    fs.writeFileSync(path.join(out, 'write-contention.md'), `${table}\n`);
-    process.stdout.write(`${table}\n`);
+    writeBenchResults('write-contention', report, table);
   } finally {
     baseline?.stop();
     await server.stop();

@@ -11,20 +11,13 @@
  * leak checks), this one models a first load: the server assigns every id.
  */
 import { randomInt, randomUUID } from 'node:crypto';
+import { CITIES, digits, FAMILY, GIVEN, pad, pick, STREETS } from '../../test/support/synthetic-people.js';
 
 export interface IngestRecordOptions {
   /** Wellness visits, one every ~6 months back from 2024. */
   encounters: number;
 }
 
-const pick = <T>(items: readonly T[]): T => items[randomInt(items.length)]!;
-const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-const digits = (n: number) => Array.from({ length: n }, () => randomInt(10)).join('');
-
-const GIVEN = ['Rosalind', 'Marcus', 'Evelyn', 'Tobias', 'Henrietta', 'Cornelius', 'Philippa', 'Bartholomew'];
-const FAMILY = ['Abernathy', 'Lindqvist', 'Okonkwo', 'Fairweather', 'Castellanos', 'Haverbrook', 'Quennell'];
-const STREETS = ['Kertzmann Gateway', 'Schowalter Mill', 'Runolfsdottir Light', 'Bergstrom Crossroad', 'Wintheiser Camp'];
-const CITIES = ['Marshfield Hills', 'West Tisbury', 'Sturbridge', 'Hopedale', 'Chilmark'];
 const PAYERS = ['Medicaid', 'Medicare', 'Blue Cross Blue Shield', 'Aetna', 'UnitedHealthcare', 'NO_INSURANCE'];
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 const LOINC = 'http://loinc.org';

@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../../src/config.js';
 import { LOCK_FILE_NAME } from '../../src/data-dir-lock.js';
 import { startTestServer, temporaryDataDir, type TestServer } from '../support/test-server.js';
+import { rejectionOf } from '../support/rejection-of.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
@@ -38,14 +39,6 @@ function requestWithHost(server: TestServer, method: string, urlPath: string, ho
   });
 }
 
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection, it resolved');
-}
 
 describe('one server per DATA_DIR (lock file)', function () {
   let dataDir: string;

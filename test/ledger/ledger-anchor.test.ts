@@ -12,21 +12,13 @@ import { loadLedgerAnchorArtifact } from '../../src/ledger/ledger-anchor-artifac
 import { compileLedgerAnchor } from '../../src/ledger/ledger-anchor-compiler.js';
 import { deployLedgerAnchor, EthersAnchorChain } from '../../src/ledger/ethers-anchor-chain.js';
 import { waitFor } from '../support/wait-for.js';
+import { rejectionOf } from '../support/rejection-of.js';
 
 const root = () => randomBytes(32);
 
 /** Anvil mines right after eth_sendRawTransaction returns, not before: poll until it is there. */
 async function receiptOf(chain: EthersAnchorChain, hash: string) {
   return waitFor(() => chain.receipt(hash), { what: `the receipt of ${hash}` });
-}
-/** The error a promise rejects with; a promise that resolves fails the test. */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection, it resolved');
 }
 const hex = (b: Buffer) => `0x${b.toString('hex')}`;
 

@@ -13,6 +13,7 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Secret } from './leak-scan.js';
+import { CITIES, digits, FAMILY, GIVEN, pad, pick, STREETS } from './synthetic-people.js';
 
 export interface IdentifiedRecordOptions {
   /** Encounters, each on its own day, each with its observations and one condition. */
@@ -41,14 +42,6 @@ export interface IdentifiedRecord {
   ssn: { system: string; value: string };
 }
 
-const pick = <T>(items: readonly T[]): T => items[randomInt(items.length)]!;
-const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-const digits = (n: number) => Array.from({ length: n }, () => randomInt(10)).join('');
-
-const GIVEN = ['Rosalind', 'Marcus', 'Evelyn', 'Tobias', 'Henrietta', 'Cornelius', 'Philippa', 'Bartholomew'];
-const FAMILY = ['Abernathy', 'Lindqvist', 'Okonkwo', 'Fairweather', 'Castellanos', 'Haverbrook', 'Quennell'];
-const STREETS = ['Kertzmann Gateway', 'Schowalter Mill', 'Runolfsdottir Light', 'Bergstrom Crossroad', 'Wintheiser Camp'];
-const CITIES = ['Marshfield Hills', 'West Tisbury', 'Sturbridge', 'Hopedale', 'Chilmark'];
 
 const MRN_SYSTEM = 'http://hospital.smarthealthit.org';
 const SSN_SYSTEM = 'http://hl7.org/fhir/sid/us-ssn';
