@@ -9,7 +9,7 @@ import { SqlitePseudonymVault } from './deid/vault.js';
 import { deidentifyNdjson } from './deid/ndjson-deidentify.js';
 import { SearchParameterRegistry } from './fhir/search-parameter-registry.js';
 import { ResourceValidator } from './fhir/validator.js';
-import { auditStore, startServer } from './server.js';
+import { auditStore, migrateStore, startServer } from './server.js';
 
 async function serve(): Promise<void> {
   const config = loadConfig();
@@ -64,6 +64,17 @@ async function verify(): Promise<void> {
 }
 
 /**
+ * `fhir-ledger migrate`: brings the store's schema up to this release without starting the
+ * server (a start does the same first); exit 1, nothing changed, for a database of a newer release.
+ */
+async function migrate(): Promise<void> {
+  const report = await migrateStore(loadConfig());
+  process.stdout.write(report.from === report.to
+    ? `store schema is up to date (version ${report.to})\n`
+    : `store schema migrated from version ${report.from} to ${report.to}\n`);
+}
+
+/**
  * `fhir-ledger deid [--mapping <table>] <in.ndjson> [<out.ndjson>]`: applies the mapping table
  * (DEID_MAPPING, or --mapping) to each line, storing nothing; output to a file or stdout, progress
  * on stderr. Exit 1 when a line was rejected (listed by number, never by content).
@@ -103,6 +114,7 @@ const USAGE = `usage: fhir-ledger <command>
 
 commands:
   serve    start the FHIR server (PORT, DATA_DIR, … see README)
+  migrate  apply the store's schema migrations (also done at every start); refuses a newer schema
   verify   re-check the whole store (DATA_DIR) against the ledger and the chain; exit 1 on a mismatch
   deid     [--mapping <table>] <in.ndjson> [<out.ndjson>]: de-identify an NDJSON file, storing nothing
 `;
@@ -112,6 +124,9 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve':
       await serve();
+      break;
+    case 'migrate':
+      await migrate();
       break;
     case 'verify':
       await verify();

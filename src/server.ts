@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { BufferedLogDestination } from './buffered-log-destination.js';
 import type { Config } from './config.js';
+import type { MigrationReport } from './store/schema-migrations.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
 import { buildCapabilityStatement } from './fhir/capability-statement.js';
 import { SearchIndexExtractor } from './fhir/search-index/search-index-extractor.js';
@@ -39,6 +40,31 @@ import { BearerTokenVerifier } from './auth/bearer-tokens.js';
 import { ResourceService } from './services/resource-service.js';
 import { SearchService } from './services/search-service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
+
+/**
+ * The store the configuration names: the embedded SQLite file in DATA_DIR. Opening it applies
+ * the schema migrations it lacks (store/schema-migrations.ts) and refuses a newer schema.
+ */
+export async function openStore(config: Config, options: { readCacheEntries?: number } = {}): Promise<Store> {
+  return new SqliteStore({
+    file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous,
+    readCacheEntries: options.readCacheEntries ?? config.readCacheEntries,
+  });
+}
+
+/** `fhir-ledger migrate`: applies the schema migrations the configured store lacks, and says which. */
+export async function migrateStore(config: Config): Promise<MigrationReport> {
+  // Not under a running server on the same folder (data-dir-lock.ts).
+  const lock = acquireDataDirLock(config.dataDir);
+  try {
+    const store = await openStore(config, { readCacheEntries: 0 });
+    await store.close();
+    return store.migration;
+  } finally {
+    lock.release();
+  }
+}
 
 export interface RunningServer {
   /** The FHIR base URL, e.g. http://127.0.0.1:8080/fhir */
@@ -60,7 +86,7 @@ export interface RunningLedger {
  * names, and the verifier behind $verify and $ledger. Leaves themselves are written by the
  * store in every commit, whatever the mode.
  */
-function buildLedger(config: Config, store: SqliteStore, logger: Logger) {
+function buildLedger(config: Config, store: Store, logger: Logger) {
   const log = new MerkleLog(store.ledger);
   let embedded: EmbeddedChain | undefined;
   let anchorer: Anchorer | undefined;
@@ -159,8 +185,10 @@ async function startServerOnLockedDataDir(config: Config, logger: Logger, adapte
   const registry = SearchParameterRegistry.loadR4();
   const extractor = new SearchIndexExtractor(registry);
   const validator = validatorFor(config.profilesDir);
-  const store = new SqliteStore({ file: path.join(config.dataDir, 'fhir.sqlite'), synchronous: config.sqliteSynchronous, readCacheEntries: config.readCacheEntries,
-  });
+  const store = await openStore(config);
+  if (store.migration.from !== store.migration.to) {
+    logger.info({ schemaVersion: store.migration }, 'store schema migrated');
+  }
   let deidentification: ReturnType<typeof setUpDeidentification>;
   try {
     deidentification = setUpDeidentification(config, validator.elementTypes, registry,

@@ -27,6 +27,7 @@
  */
 import type { SearchIndexEntry } from '../fhir/search-index-entry.js';
 import type { SearchQuery } from '../fhir/search-query.js';
+import type { MigrationReport } from './schema-migrations.js';
 
 /** One stored version of a resource, as the store hands it out. */
 export interface StoredVersion {
@@ -219,6 +220,8 @@ export interface LedgerStore {
 export interface Store extends StoreReader {
   /** The Merkle log's tables (ledger/merkle-log.ts and the anchorer use them). */
   readonly ledger: LedgerStore;
+  /** The schema migrations applied when the store was opened (schema-migrations.ts). */
+  readonly migration: MigrationReport;
   /**
    * Runs `work` in one serializable transaction. Conditional operations read and write inside
    * it, which is what makes them race-free (FHIR R4 http.html#cond-update). If `work` throws,

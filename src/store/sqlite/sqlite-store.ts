@@ -22,6 +22,7 @@ import type {
   NewVersion, ResourceKey, SearchPage, Store, StoredVersion, StoreReader, StoreTransaction, SubtreeHash,
 } from '../store.js';
 import { CurrentVersionCache } from '../current-version-cache.js';
+import { assertSchemaNotNewer, type MigrationReport } from '../schema-migrations.js';
 import { INDEX_TABLES, SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import { WalCheckpointer, WRITER_AUTOCHECKPOINT_PAGES } from './wal-checkpointer.js';
 import { searchCountSql, searchPageSql, searchRidsSql, type ParamIdSql, type SqlFragment } from './sqlite-search-sql.js';
@@ -51,9 +52,12 @@ export interface SqliteStoreOptions {
   backgroundCheckpoints?: boolean;
 }
 
-/** Applies the migrations the file lacks; returns the schema version the file had. */
-function applyMigrations(db: Db): number {
-  const current = db.pragma('user_version', { simple: true }) as number;
+/**
+ * Applies the migrations the file lacks (schema-migrations.ts), each in its own transaction;
+ * the schema version is SQLite's `user_version`. A file of a newer schema was refused before.
+ */
+function applyMigrations(db: Db): MigrationReport {
+  const current = schemaVersionOf(db);
   for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(SQLITE_MIGRATIONS[v]!);
@@ -64,7 +68,11 @@ function applyMigrations(db: Db): number {
       if (v + 1 === LEDGER_MIGRATION) backfillLedgerLeaves(db);
     })();
   }
-  return current;
+  return { from: current, to: Math.max(current, SQLITE_MIGRATIONS.length) };
+}
+
+function schemaVersionOf(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number;
 }
 
 /** Schema version that introduced the ledger tables. */
@@ -322,16 +330,25 @@ export class SqliteStore implements Store {
   private readonly cache: CurrentVersionCache;
   private readonly checkpointer: WalCheckpointer | undefined;
   readonly ledger: LedgerStore;
+  /** The schema version the file had when opened, and the one it has now. */
+  readonly migration: MigrationReport;
 
   constructor(options: SqliteStoreOptions) {
     fs.mkdirSync(path.dirname(options.file), { recursive: true });
     this.cache = new CurrentVersionCache(options.readCacheEntries);
     this.writer = new Database(options.file);
+    try {
+      // Before any pragma that could write: a file of a newer schema is left exactly as it was.
+      assertSchemaNotNewer(`the SQLite store ${options.file}`, schemaVersionOf(this.writer), SQLITE_MIGRATIONS.length);
+    } catch (error) {
+      this.writer.close();
+      throw error;
+    }
     this.writer.pragma('journal_mode = WAL');
     this.writer.pragma(`synchronous = ${options.synchronous}`);
     this.writer.pragma('busy_timeout = 5000');
     this.writer.pragma('foreign_keys = ON');
-    applyMigrations(this.writer);
+    this.migration = applyMigrations(this.writer);
     if (options.backgroundCheckpoints !== false) {
       this.writer.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
       this.checkpointer = new WalCheckpointer({ file: options.file, synchronous: options.synchronous });
